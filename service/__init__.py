@@ -1,0 +1,1 @@
+"""amili-customer-sync: Amili ARM customers to Kafka change events."""
