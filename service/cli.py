@@ -25,34 +25,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="amili-sync",
         description="Sync Amili ARM customers to per-customer Kafka change events, exactly once.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,request,tail,sync,sandbox,config}", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{run,request,tail,sync,sandbox,config}", required=True
+    )
 
     sub.add_parser("run", help="run the worker (consumes fetch requests, publishes change events)")
 
     req = sub.add_parser("request", help="send a fetch request for a client")
     req.add_argument("--client", type=int, required=True, help="Amili client number")
-    req.add_argument("--filter", action="append", default=[], metavar="K=V",
-                     help="filter (customerno, accountno, organizationno, name, customercategory); repeatable")
+    req.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="filter (customerno, accountno, organizationno, name, customercategory); repeatable",
+    )
     req.add_argument("--reason", help="free text carried into the run result")
-    req.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                     help="wait up to this long for the run result and print it")
+    req.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for the run result and print it",
+    )
 
     tail = sub.add_parser("tail", help="print events (read_committed), one line each")
-    tail.add_argument("--topic", action="append", default=[],
-                      help="topic (full name or suffix such as balance-changed); default: every event topic")
+    tail.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        help="topic (full name or suffix such as balance-changed); default: every event topic",
+    )
     tail.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
     tail.add_argument("--json", action="store_true", help="JSON lines instead of readable lines")
     tail.add_argument("--max", type=int, default=0, help="stop after this many events (0: never)")
-    tail.add_argument("--idle-timeout", type=float, default=0.0,
-                      help="stop after this many seconds without a new event (0: never)")
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds without a new event (0: never)",
+    )
 
     sync = sub.add_parser("sync", help="one-shot sync of a client (same engine, exactly-once), with progress")
     sync.add_argument("--client", type=int, required=True, help="Amili client number")
     sync.add_argument("--filter", action="append", default=[], metavar="K=V", help="filter; repeatable")
     sync.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    sandbox = sub.add_parser("sandbox", help="run the Amili ARM sandbox server (see `amili-sync sandbox --help`)",
-                             add_help=False)
+    sandbox = sub.add_parser(
+        "sandbox", help="run the Amili ARM sandbox server (see `amili-sync sandbox --help`)", add_help=False
+    )
     sandbox.add_argument("args", nargs=argparse.REMAINDER)
 
     cfg = sub.add_parser("config", help="print the effective settings (secrets masked) or generated docs")
@@ -111,7 +132,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sync":
         from service.worker.oneshot import sync_once
 
-        return await sync_once(settings, args.client, parse_filters(args.filter), progress=not args.no_progress)
+        return await sync_once(
+            settings, args.client, parse_filters(args.filter), progress=not args.no_progress
+        )
     raise AssertionError(args.command)
 
 

@@ -41,8 +41,12 @@ class _Group(BaseModel):
 
 
 class KafkaSettings(_Group):
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
-    client_id: str = Field("amili-customer-sync", description="Kafka client id (also the transactional.id prefix)")
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    client_id: str = Field(
+        "amili-customer-sync", description="Kafka client id (also the transactional.id prefix)"
+    )
     security_protocol: SecurityProtocol = Field(
         SecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
@@ -60,8 +64,12 @@ class KafkaSettings(_Group):
     rebalance_timeout_ms: int = Field(
         90_000, gt=0, description="Time a rebalance waits for a running page transaction to finish"
     )
-    request_timeout_ms: int = Field(120_000, gt=0, description="Kafka request timeout (above the rebalance timeout)")
-    transaction_timeout_ms: int = Field(60_000, gt=0, description="Broker aborts a transaction left open this long")
+    request_timeout_ms: int = Field(
+        120_000, gt=0, description="Kafka request timeout (above the rebalance timeout)"
+    )
+    transaction_timeout_ms: int = Field(
+        60_000, gt=0, description="Broker aborts a transaction left open this long"
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
@@ -163,9 +171,12 @@ class ApiSettings(_Group):
     slicing: SlicingStrategy = Field(
         SlicingStrategy.NAME_PREFIX, description="How a truncated query is split: name-prefix or filter-sets"
     )
-    slice_alphabet: str = Field(DEFAULT_SLICE_ALPHABET, description="First characters tried by name-prefix slicing")
+    slice_alphabet: str = Field(
+        DEFAULT_SLICE_ALPHABET, description="First characters tried by name-prefix slicing"
+    )
     slice_filter_sets: list[dict[str, str]] = Field(
-        default_factory=list, description='JSON list of filter sets for filter-sets slicing, e.g. [{"customercategory":"CONS"}]'
+        default_factory=list,
+        description='JSON list of filter sets for filter-sets slicing, e.g. [{"customercategory":"CONS"}]',
     )
 
     @model_validator(mode="after")
@@ -216,14 +227,18 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
-    topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
-    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
-    sync: SyncSettings = Field(default_factory=SyncSettings)  # type: ignore[arg-type]
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     state_dir: Path = Field(Path("state"), description="Writable folder of the SQLite snapshot cache")
-    log_format: LogFormat = Field(LogFormat.AUTO, description="auto (JSON unless on a terminal), json or console")
+    log_format: LogFormat = Field(
+        LogFormat.AUTO, description="auto (JSON unless on a terminal), json or console"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
-    health_port: int = Field(8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0: off)")
+    health_port: int = Field(
+        8080, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0: off)"
+    )
     health_host: str = Field("0.0.0.0", description="Address the health/metrics server binds")
 
 
@@ -265,11 +280,21 @@ def iter_settings() -> list[tuple[str, str, str]]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             for sub, subfield in ann.model_fields.items():
                 env = f"{ENV_PREFIX}{name.upper()}{NESTED_DELIMITER}{sub.upper()}"
-                rows.append((env, _render_default(subfield.get_default(call_default_factory=True)),
-                             subfield.description or ""))
+                rows.append(
+                    (
+                        env,
+                        _render_default(subfield.get_default(call_default_factory=True)),
+                        subfield.description or "",
+                    )
+                )
         else:
-            rows.append((f"{ENV_PREFIX}{name.upper()}", _render_default(field.get_default(call_default_factory=True)),
-                         field.description or ""))
+            rows.append(
+                (
+                    f"{ENV_PREFIX}{name.upper()}",
+                    _render_default(field.get_default(call_default_factory=True)),
+                    field.description or "",
+                )
+            )
     return rows
 
 

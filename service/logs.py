@@ -41,7 +41,9 @@ def _is_secret_key(key: object) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEY.search(key))
 
 
-def mask_sensitive(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def mask_sensitive(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: mask secrets and personal numbers in every key and value."""
     for key in list(event_dict):
         value = event_dict[key]
@@ -70,8 +72,12 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     structlog.configure(
-        processors=[structlog.stdlib.filter_by_level, *shared[:2], *shared[2:],
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared[:2],
+            *shared[2:],
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
