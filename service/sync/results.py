@@ -1,0 +1,38 @@
+"""The run result published on the results topic, one per request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    REMOVALS_HELD = "removals_held"
+
+
+class RunResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requestId: str
+    clientNo: int
+    status: RunStatus
+    counts: dict[str, int] = Field(default_factory=dict, description="events published per change type")
+    pages: int = 0
+    slices: int = 0
+    customersRead: int = 0
+    coverage: str | None = Field(None, description="proven, unproven or incomplete (null: not read)")
+    coverageGaps: list[str] = Field(default_factory=list, description="customers missed by slicing")
+    removalsHeld: int = 0
+    filters: dict[str, str] = Field(default_factory=dict)
+    reason: str | None = None
+    startedAt: datetime
+    finishedAt: datetime
+    durationSeconds: float
+    error: str | None = None
+    retries: dict[str, Any] = Field(default_factory=dict)

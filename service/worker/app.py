@@ -1,0 +1,309 @@
+"""The worker: FastStream consumer of fetch requests, wired to the sync engine (`amili-sync run`).
+
+- The request topic is consumed with `AckPolicy.MANUAL`: FastStream never commits; the offset of a
+  request moves only inside the run's last Kafka transaction (`send_offsets_to_transaction`).
+- On assignment a partition is paused first (before any await), its transactional producer started
+  (fencing a zombie), its snapshot partition restored, then resumed (`faststream-eos.md` §3).
+- On revocation the partition lock is taken (waiting for a running page transaction) and the
+  producer closed.
+- A request that fails for a reason other than the API's answer (Kafka down, fenced, a bug) is
+  nacked after a pause and redelivered; the partition is restored again first, so the retry sees
+  every snapshot record that was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from faststream.specification import AsyncAPI
+
+from service.amili import AmiliBadRequest, AmiliClient, AmiliError, AmiliForbidden, AmiliNotFound
+from service.config import SaslMechanism, SecurityProtocol, Settings
+from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
+from service.kafka.publisher import OutRecord, PartitionPublisher
+from service.kafka.topics import TopicLayoutError, ensure_topics
+from service.logs import get_logger
+from service.metrics import DLQ_RECORDS, PARTITIONS_OWNED
+from service.snapshot.restore import restore_partitions
+from service.snapshot.store import SnapshotStore
+from service.sync.requests import FetchRequest, MalformedRequest, parse_request
+from service.worker.engine import RequestPosition, SyncEngine
+from service.worker.health import HealthServer
+
+log = get_logger(__name__)
+
+RETRY_PAUSE_SECONDS = 5.0
+
+
+def faststream_security(settings: Settings) -> BaseSecurity | None:
+    kafka = settings.kafka
+    ssl_context = connection_kwargs(kafka).get("ssl_context")
+    use_ssl = kafka.security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+    if kafka.security_protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
+        assert kafka.username is not None
+        assert kafka.password is not None
+        cls = {
+            SaslMechanism.PLAIN: SASLPlaintext,
+            SaslMechanism.SCRAM_SHA_256: SASLScram256,
+            SaslMechanism.SCRAM_SHA_512: SASLScram512,
+        }[kafka.sasl_mechanism or SaslMechanism.PLAIN]
+        return cls(
+            kafka.username, kafka.password.get_secret_value(), ssl_context=ssl_context, use_ssl=use_ssl
+        )
+    if use_ssl:
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+    return None
+
+
+def transactional_id(settings: Settings, partition: int) -> str:
+    return f"{settings.kafka.client_id}-{settings.topics.requests_topic}-{partition}"
+
+
+def dlq_record(settings: Settings, record: ConsumerRecord[Any, Any], code: str, reason: str) -> OutRecord:
+    headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq-")]
+    headers += [
+        ("dlq-error-code", code.encode()),
+        ("dlq-error", reason[:2000].encode()),
+        ("dlq-source-topic", record.topic.encode()),
+        ("dlq-source-partition", str(record.partition).encode()),
+        ("dlq-source-offset", str(record.offset).encode()),
+    ]
+    return OutRecord(settings.topics.dlq_topic, record.key, record.value, headers)
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection = connection_kwargs(settings.kafka)
+        self.store = SnapshotStore(settings.state_dir / "snapshot.sqlite")
+        self.api = AmiliClient(settings.api)
+        self.engine = SyncEngine(settings, self.store, self.api)
+        self.publishers: dict[int, PartitionPublisher] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.restoring: set[int] = set()
+        self.broker = KafkaBroker(
+            settings.kafka.bootstrap_servers,
+            security=faststream_security(settings),
+            client_id=settings.kafka.client_id,
+            request_timeout_ms=settings.kafka.request_timeout_ms,
+            graceful_timeout=30.0,
+        )
+        self.subscriber = self.broker.subscriber(
+            settings.topics.requests_topic,
+            group_id=settings.kafka.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            listener=_Rebalance(self),
+            max_poll_interval_ms=settings.kafka.max_poll_interval_ms,
+            rebalance_timeout_ms=settings.kafka.rebalance_timeout_ms,
+            session_timeout_ms=settings.kafka.session_timeout_ms,
+            max_records=1,
+            title="fetch-requests",
+            description="Fetch-customers requests; one sync run each (manual ack, exactly-once).",
+        )
+        self.subscriber(self._handle)
+        self.app = FastStream(
+            self.broker,
+            specification=AsyncAPI(title="amili-customer-sync", version="0.1.0"),
+        )
+
+    # --- message handling -------------------------------------------------------------------------
+
+    async def _handle(self, body: bytes, msg: KafkaMessage) -> None:
+        record: ConsumerRecord[Any, Any] = msg.raw_message
+        lock = self.locks.get(record.partition)
+        publisher = self.publishers.get(record.partition)
+        if lock is None or publisher is None:
+            return  # revoked meanwhile: the partition's next owner takes the request
+        async with lock:
+            if self.publishers.get(record.partition) is not publisher:
+                return
+            try:
+                await self.process(record, publisher)
+            except Exception:
+                log.exception(
+                    "request failed, will be retried",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                with contextlib.suppress(Exception):
+                    await self._restore([record.partition])
+                await msg.nack()
+
+    async def process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
+        settings = self.settings
+        position = RequestPosition(
+            TopicPartition(record.topic, record.partition), record.offset, settings.kafka.group_id
+        )
+        try:
+            request = parse_request(record.key, record.value, settings.sync.max_request_bytes)
+        except MalformedRequest as exc:
+            log.warning(
+                "malformed request to the DLQ",
+                code=exc.code,
+                reason=str(exc),
+                partition=record.partition,
+                offset=record.offset,
+            )
+            await publisher.commit(
+                [dlq_record(settings, record, exc.code, str(exc))],
+                {position.tp: record.offset + 1},
+                position.group_id,
+            )
+            DLQ_RECORDS.labels(exc.code).inc()
+            return
+        await self.run_request(request, record, publisher, position)
+
+    async def run_request(
+        self,
+        request: FetchRequest,
+        record: ConsumerRecord[Any, Any],
+        publisher: PartitionPublisher,
+        position: RequestPosition,
+    ) -> None:
+        try:
+            await self.engine.run(request, publisher, record.partition, position)
+        except (AmiliForbidden, AmiliNotFound, AmiliBadRequest) as exc:
+            code = f"api_{exc.status}"
+            log.warning("the API refused the request: to the DLQ", error=str(exc), clientNo=request.clientNo)
+            await self.engine.fail(
+                request,
+                publisher,
+                record.partition,
+                position,
+                str(exc),
+                [dlq_record(self.settings, record, code, str(exc))],
+            )
+            DLQ_RECORDS.labels(code).inc()
+        except AmiliError as exc:
+            log.error("run failed", error=str(exc), clientNo=request.clientNo)
+            await self.engine.fail(request, publisher, record.partition, position, str(exc))
+
+    # --- partitions -------------------------------------------------------------------------------
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == self.settings.topics.requests_topic)
+        self.restoring.update(mine)
+        try:
+            for p in mine:
+                if p not in self.publishers:
+                    publisher = PartitionPublisher(
+                        self.connection,
+                        transactional_id(self.settings, p),
+                        self.settings.kafka.transaction_timeout_ms,
+                    )
+                    await publisher.start()  # fences the previous owner's producer
+                    self.publishers[p] = publisher
+                    self.locks[p] = asyncio.Lock()
+            await self._restore(mine)
+        finally:
+            self.restoring.difference_update(mine)
+        PARTITIONS_OWNED.set(len(self.publishers))
+        log.info("partitions assigned", partitions=mine)
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.topics.requests_topic)
+        for p in mine:
+            lock = self.locks.get(p)
+            if lock is None:
+                continue
+            async with lock:
+                publisher = self.publishers.pop(p, None)
+                self.locks.pop(p, None)
+                if publisher:
+                    await publisher.stop()
+        PARTITIONS_OWNED.set(len(self.publishers))
+        if mine:
+            log.info("partitions revoked", partitions=mine)
+
+    async def _restore(self, partitions: list[int]) -> None:
+        await restore_partitions(self.store, self.settings.topics.snapshot_topic, partitions, self.connection)
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        owned = sorted(self.publishers)
+        ready = self.started and not self.restoring
+        return ready, {"partitions": owned, "restoring": sorted(self.restoring)}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    started = False
+
+    async def start(self) -> None:
+        await self.api.__aenter__()
+        await self.broker.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        await self.broker.stop()
+        for p in list(self.publishers):
+            with contextlib.suppress(Exception):
+                await self.publishers.pop(p).stop()
+        await self.api.aclose()
+        self.store.close()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.worker.subscriber.consumer
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)  # first, before any await: no request before the restore
+        try:
+            await self.worker.assigned(assigned)
+        finally:
+            if consumer is not None and assigned:
+                consumer.resume(*assigned)
+
+
+async def run_worker(settings: Settings) -> int:
+    """`amili-sync run`: until SIGTERM/SIGINT."""
+    try:
+        await check_connection(settings.kafka)
+        await ensure_topics(settings.topics, connection_kwargs(settings.kafka))
+    except (KafkaConnectionError, TopicLayoutError) as exc:
+        log.error("cannot start", error=str(exc))
+        return 1
+    worker = Worker(settings)
+    health = (
+        HealthServer(settings.health_host, settings.health_port, worker.readiness)
+        if settings.health_port
+        else None
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if health:
+        await health.start()
+    await worker.start()
+    log.info(
+        "worker started",
+        topic=settings.topics.requests_topic,
+        group=settings.kafka.group_id,
+        healthPort=settings.health_port,
+    )
+    await stop.wait()
+    log.info("stopping: finishing or aborting the open transaction")
+    await worker.stop()
+    if health:
+        await health.stop()
+    log.info("stopped")
+    return 0
