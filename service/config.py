@@ -57,6 +57,11 @@ class KafkaSettings(_Group):
     password: SecretStr | None = Field(None, description="SASL password (secret)")
     ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates (SSL)")
     group_id: str = Field("amili-customer-sync", description="Consumer group of the request consumer")
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership id (e.g. a StatefulSet pod name): a restarted worker gets its "
+        "partitions back at once instead of after the session timeout",
+    )
     max_poll_interval_ms: int = Field(
         3_600_000, gt=0, description="Longest run a request may take before the group evicts the worker"
     )

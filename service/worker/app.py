@@ -36,6 +36,7 @@ from service.metrics import DLQ_RECORDS, PARTITIONS_OWNED
 from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, MalformedRequest, parse_request
+from service.worker.contract import TITLE, VERSION, declare_publishers, subscriber_options
 from service.worker.engine import RequestPosition, SyncEngine
 from service.worker.health import HealthServer
 
@@ -99,23 +100,13 @@ class Worker:
         )
         self.subscriber = self.broker.subscriber(
             settings.topics.requests_topic,
-            group_id=settings.kafka.group_id,
             ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
             listener=_Rebalance(self),
-            max_poll_interval_ms=settings.kafka.max_poll_interval_ms,
-            rebalance_timeout_ms=settings.kafka.rebalance_timeout_ms,
-            session_timeout_ms=settings.kafka.session_timeout_ms,
-            max_records=1,
-            title="fetch-requests",
-            description="Fetch-customers requests; one sync run each (manual ack, exactly-once).",
+            **subscriber_options(settings),
         )
         self.subscriber(self._handle)
-        self.app = FastStream(
-            self.broker,
-            specification=AsyncAPI(title="amili-customer-sync", version="0.1.0"),
-        )
+        declare_publishers(self.broker, settings)
+        self.app = FastStream(self.broker, specification=AsyncAPI(title=TITLE, version=VERSION))
 
     # --- message handling -------------------------------------------------------------------------
 

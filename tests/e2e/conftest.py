@@ -1,0 +1,32 @@
+"""E2E fixtures: one sandbox process for the module, one worker process per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service.sandbox.testing import SandboxHandle, running_sandbox
+
+from tests.conftest import KafkaBroker
+from tests.e2e.harness import WorkerProcess, free_port, worker_env
+
+# client number -> customers; each test uses its own clients so tests never see each other's data
+CLIENTS = {2218: 25_000, 3000: 500, 3100: 400, 3200: 300, 3300: 200, 4000: 3_000, 4100: 300}
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxHandle]:
+    with running_sandbox(CLIENTS, seed=7) as handle:
+        yield handle
+
+
+@pytest.fixture
+def worker(
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    env = worker_env(kafka_broker.bootstrap_servers, topic_prefix, sandbox, tmp_path / "state", free_port())
+    proc = WorkerProcess(env, tmp_path / "worker.log")
+    proc.start()
+    yield proc
+    proc.stop()
