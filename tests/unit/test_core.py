@@ -135,7 +135,7 @@ def test_removed_event_is_valid() -> None:
 def test_committed_schema_files_match_the_models() -> None:
     for event_type in EVENT_MODELS:
         committed = json.loads((SCHEMAS / f"{event_type}.json").read_text())
-        assert committed == json_schema(event_type), "run scripts/gen-schemas"
+        assert committed == json_schema(event_type), "run scripts/gen-docs"
 
 
 GOOD = {"requestId": str(uuid.uuid4()), "clientNo": 2218, "requestedAt": "2026-11-24T10:00:00+00:00"}

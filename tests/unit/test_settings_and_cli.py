@@ -30,7 +30,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_env_example_lists_every_setting_with_its_default() -> None:
     committed = (ROOT / ".env.example").read_text()
     assert committed == render_env_example(), (
-        "regenerate with: amili-sync config --env-example > .env.example"
+        "regenerate with scripts/gen-docs"
     )
     names = [line.split("=", 1)[0] for line in committed.splitlines() if line and not line.startswith("#")]
     assert names == [env for env, _, _ in iter_settings()]
@@ -84,3 +84,11 @@ def test_help_lists_the_subcommands(entry: list[str]) -> None:
     assert out.returncode == 0
     for name in SUBCOMMANDS:
         assert name in out.stdout
+
+
+def test_readme_configuration_table_is_generated_from_the_settings() -> None:
+    from service.config import render_markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert block == render_markdown_table(), "regenerate with scripts/gen-docs"
