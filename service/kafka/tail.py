@@ -28,7 +28,9 @@ def resolve_topics(settings: Settings, names: list[str]) -> list[str]:
     if not names:
         return event_topics(settings)
     known = set(settings.topics.all_topics())
-    return [n if n in known or "." in n else settings.topics.name(n) for n in names]
+    return [
+        settings.topics.name(n) if n not in known and settings.topics.name(n) in known else n for n in names
+    ]
 
 
 def readable(record: Any) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from typing import Any
 
@@ -97,6 +98,8 @@ class Worker:
             client_id=settings.kafka.client_id,
             request_timeout_ms=settings.kafka.request_timeout_ms,
             graceful_timeout=30.0,
+            logger=logging.getLogger("faststream.worker"),  # through structlog, like every other line
+            log_level=logging.DEBUG,  # "Received"/"Processed" per message only at debug level
         )
         self.subscriber = self.broker.subscriber(
             settings.topics.requests_topic,
