@@ -227,8 +227,9 @@ class Worker:
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         owned = sorted(self.publishers)
-        ready = self.started and not self.restoring
-        return ready, {"partitions": owned, "restoring": sorted(self.restoring)}
+        broker = self.started and await self.broker.ping(timeout=2.0)
+        ready = broker and not self.restoring
+        return ready, {"broker": broker, "partitions": owned, "restoring": sorted(self.restoring)}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
