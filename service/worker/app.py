@@ -27,7 +27,14 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
 
-from service.amili import AmiliBadRequest, AmiliClient, AmiliError, AmiliForbidden, AmiliNotFound
+from service.amili import (
+    AmiliBadRequest,
+    AmiliClient,
+    AmiliError,
+    AmiliForbidden,
+    AmiliNotFound,
+    AmiliQueryExpired,
+)
 from service.config import SaslMechanism, SecurityProtocol, Settings
 from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
 from service.kafka.publisher import OutRecord, PartitionPublisher
@@ -169,6 +176,9 @@ class Worker:
     ) -> None:
         try:
             await self.engine.run(request, publisher, record.partition, position)
+        except AmiliQueryExpired as exc:  # not the request's fault: a failed run, no DLQ record
+            log.error("run failed", error=str(exc), clientNo=request.clientNo)
+            await self.engine.fail(request, publisher, record.partition, position, str(exc))
         except (AmiliForbidden, AmiliNotFound, AmiliBadRequest) as exc:
             code = f"api_{exc.status}"
             log.warning("the API refused the request: to the DLQ", error=str(exc), clientNo=request.clientNo)

@@ -1,0 +1,48 @@
+"""`amili-sync sync --client N`: the same engine and exactly-once publishing, with a summary table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from service.sandbox.testing import SandboxHandle
+
+from tests.conftest import KafkaBroker
+from tests.e2e.harness import ROOT, TopicReader, free_port, sandbox_changes, worker_env
+
+
+def _sync(env: dict[str, str], client: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "sync", "--client", str(client)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+async def test_sync_command_publishes_baseline_then_changes_and_prints_a_summary(
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = worker_env(kafka_broker.bootstrap_servers, topic_prefix, sandbox, tmp_path / "state", free_port())
+    first = _sync(env, 3200 + 1000)  # client 4200 is unknown to the sandbox: a clear failure
+    assert first.returncode == 1
+    assert "4200" in first.stderr
+    out = _sync(env, 4100)
+    assert out.returncode == 0, out.stderr
+    assert "sync of client 4100: succeeded" in out.stderr
+    assert "baseline events" in out.stderr
+    assert "300" in out.stderr
+    changes = await sandbox_changes(sandbox, clientNo=4100, seed=77, balance=0.1)
+    out = _sync(env, 4100)
+    assert out.returncode == 0, out.stderr
+    assert "balance events" in out.stderr
+    async with TopicReader(kafka_broker.bootstrap_servers, topic_prefix) as reader:
+        await reader.drain()
+    kinds = sorted(e["type"] for e in reader.data.events if e["type"] != "amili.customer.baseline.v1")
+    assert kinds == ["amili.customer.balance_changed.v1"] * len(changes)
+    assert sum(1 for e in reader.data.events if e["type"] == "amili.customer.baseline.v1") == 300
+    assert [r["status"] for r in reader.data.results] == ["failed", "succeeded", "succeeded"]
