@@ -89,6 +89,11 @@ def dlq_record(settings: Settings, record: ConsumerRecord[Any, Any], code: str, 
     return OutRecord(settings.topics.dlq_topic, record.key, record.value, headers)
 
 
+async def _raw_body(message: Any) -> bytes:
+    """FastStream decoder: hand the handler the record's bytes as they are (no JSON decoding)."""
+    return bytes(message.body)
+
+
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -112,6 +117,7 @@ class Worker:
             settings.topics.requests_topic,
             ack_policy=AckPolicy.MANUAL,
             listener=_Rebalance(self),
+            decoder=_raw_body,  # the worker validates requests itself: a bad one goes to the DLQ
             **subscriber_options(settings),
         )
         self.subscriber(self._handle)
