@@ -222,12 +222,12 @@ class TopicReader:
             await self.poll()
             found = {r["requestId"]: r for r in self.data.results if r["requestId"] in wanted}
             if set(found) == wanted:
-                await self.poll(300)  # anything committed with or right after them
+                await self.drain()  # events committed before the results, still on their way
                 return found
         missing = wanted - {r["requestId"] for r in self.data.results}
         raise AssertionError(f"no result within {timeout}s for {sorted(missing)}")
 
-    async def drain(self, quiet_ms: int = 1500) -> None:
+    async def drain(self, quiet_ms: int = 1000) -> None:
         while await self.poll(quiet_ms):
             pass
 
