@@ -1,0 +1,44 @@
+"""Amili ARM API adapter: an async client that reads a client's customers completely.
+
+See `client.py` (the client), `reader.py` (paging, slicing, guards, coverage), `slicing.py` (the
+slicing strategies and their assumptions), `_http.py` (retries, Retry-After, rate limit) and
+`auth.py` (tokens).
+"""
+
+from .client import AmiliClient, CustomerRead
+from .errors import (
+    AmiliAuthError,
+    AmiliBadRequest,
+    AmiliError,
+    AmiliForbidden,
+    AmiliHTTPError,
+    AmiliNotFound,
+    AmiliProtocolError,
+    AmiliQueryExpired,
+    AmiliUnavailable,
+)
+from .models import Customer, Distribution, Page, PostalAddress, ReadReport
+from .slicing import FilterSetSlicing, NamePrefixSlicing, SliceStrategy, make_strategy
+
+__all__ = [
+    "AmiliAuthError",
+    "AmiliBadRequest",
+    "AmiliClient",
+    "AmiliError",
+    "AmiliForbidden",
+    "AmiliHTTPError",
+    "AmiliNotFound",
+    "AmiliProtocolError",
+    "AmiliQueryExpired",
+    "AmiliUnavailable",
+    "Customer",
+    "CustomerRead",
+    "Distribution",
+    "FilterSetSlicing",
+    "NamePrefixSlicing",
+    "Page",
+    "PostalAddress",
+    "ReadReport",
+    "SliceStrategy",
+    "make_strategy",
+]

@@ -1,0 +1,217 @@
+"""The async Amili ARM API client (`AmiliClient`).
+
+    async with AmiliClient(settings.api) as amili:
+        read = amili.read(2218)
+        async for page in read:          # pages of any slice, in any order, each exactly once
+            ...
+        read.report                      # pages, slices, counts, retries, coverage
+        await amili.get_customer(2218, "543210")   # Customer, or None when the API answers 404
+
+One `httpx.AsyncClient` (HTTP/1.1 keep-alive, a pool of `max_connections`), one rate limiter and one
+token cache serve every read and call of a client object. `Accept-Language` and the `userid` query
+parameter are sent with every API call when configured. Every status but 2xx, 401, 429 and 5xx is
+an error naming the client, path and status (`AmiliBadRequest` 400, `AmiliForbidden` 403,
+`AmiliNotFound` 404, `AmiliHTTPError` others); 401 refreshes the token once and retries
+(`AmiliAuthError` when it comes back); 429/5xx/timeouts/resets are retried (see `_http`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from service.config import ApiSettings
+from service.logs import get_logger
+
+from ._http import Caller, CallStats, Redactor
+from .auth import Auth, make_auth
+from .errors import (
+    AmiliAuthError,
+    AmiliBadRequest,
+    AmiliForbidden,
+    AmiliHTTPError,
+    AmiliNotFound,
+)
+from .models import Customer, CustomerList
+from .parsing import parse_customer, parse_list
+from .reader import CustomerRead
+from .slicing import SliceStrategy, make_strategy
+
+__all__ = ["AmiliClient", "CustomerRead"]
+
+T = TypeVar("T")
+log = get_logger("service.amili")
+
+USER_AGENT = "amili-customer-sync/0.1"
+_ERRORS: dict[int, type[AmiliHTTPError]] = {400: AmiliBadRequest, 403: AmiliForbidden, 404: AmiliNotFound}
+
+
+class _Unauthorized(Exception):
+    def __init__(self, excerpt: str) -> None:
+        self.excerpt = excerpt
+        super().__init__("401")
+
+
+class AmiliClient:
+    """Async client of the ARM customer endpoints. Use as an async context manager (or call `aclose`)."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        slicing: SliceStrategy | None = None,
+    ) -> None:
+        self.settings = settings
+        secrets = [s.get_secret_value() for s in (settings.token, settings.client_secret) if s is not None]
+        self._redactor = Redactor(secrets)
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if settings.accept_language:
+            headers["Accept-Language"] = settings.accept_language
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.connect_timeout + settings.read_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+                keepalive_expiry=30.0,
+            ),
+            http1=True,
+            http2=False,
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._caller = Caller(self._http, settings, self._redactor)
+        self._auth: Auth = make_auth(settings, self._caller, self._redactor)
+        self._slicing = slicing if slicing is not None else make_strategy(settings)
+        self._reads: weakref.WeakSet[CustomerRead] = weakref.WeakSet()
+        self.maximum_count = settings.maximum_count
+        self.concurrency = settings.concurrency
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AmiliClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for read in list(self._reads):
+            await read.aclose()
+        await self._http.aclose()
+
+    @property
+    def auth(self) -> Auth:
+        return self._auth
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    def read(self, client_no: int, filters: Mapping[str, str] | None = None) -> CustomerRead:
+        """The customers of `client_no` matching `filters` (lower-case API names: customerno,
+        accountno, organizationno, name, customercategory), as pages; see `CustomerRead`."""
+        clean = {str(k).lower(): str(v) for k, v in (filters or {}).items() if v is not None and str(v) != ""}
+        read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard)
+        self._reads.add(read)
+        return read
+
+    async def get_customer(self, client_no: int, customer_no: str) -> Customer | None:
+        """One customer, or None when the API answers 404 (the customer is absent)."""
+        path = f"clients/{client_no}/customers/{quote(str(customer_no), safe='')}"
+
+        def handle(response: httpx.Response) -> Customer | None:
+            if response.status_code == 404:
+                return None
+            self._check(response, client_no, path)
+            return parse_customer(response.content)
+
+        return await self._api_call(client_no, path, {}, handle, CallStats())
+
+    # -- used by CustomerRead ------------------------------------------------------------------------
+
+    async def list_first(self, client_no: int, filters: dict[str, str], stats: CallStats) -> CustomerList:
+        params: dict[str, Any] = {
+            **filters,
+            "pagesize": self.settings.page_size,
+            "maximumcount": self.settings.maximum_count,
+        }
+        return await self._list(client_no, params, stats)
+
+    async def list_page(self, client_no: int, query_id: str, page_no: int, stats: CallStats) -> CustomerList:
+        return await self._list(client_no, {"query": query_id, "pageno": page_no}, stats)
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    async def _list(self, client_no: int, params: dict[str, Any], stats: CallStats) -> CustomerList:
+        path = f"clients/{client_no}/customers"
+
+        def handle(response: httpx.Response) -> CustomerList:
+            self._check(response, client_no, path)
+            return parse_list(response.content)
+
+        return await self._api_call(client_no, path, params, handle, stats)
+
+    def _check(self, response: httpx.Response, client_no: int, path: str) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        excerpt = self._redactor.excerpt(response.content)
+        if status == 401:
+            raise _Unauthorized(excerpt)
+        raise _ERRORS.get(status, AmiliHTTPError)(client_no, "/" + path, status, excerpt)
+
+    async def _api_call(
+        self,
+        client_no: int,
+        path: str,
+        params: dict[str, Any],
+        handle: Callable[[httpx.Response], T],
+        stats: CallStats,
+    ) -> T:
+        if self.settings.user_id:
+            params = {**params, "userid": self.settings.user_id}
+        used: list[str | None] = [None]
+
+        async def headers() -> Mapping[str, str]:
+            token = await self._auth.token()
+            used[0] = token
+            return {"Authorization": f"Bearer {token}"} if token is not None else {}
+
+        for attempt in (1, 2):
+            try:
+                return await self._caller.call(
+                    "GET",
+                    path,
+                    handle=handle,
+                    client_no=client_no,
+                    path="/" + path,
+                    stats=stats,
+                    headers=headers,
+                    params=params,
+                )
+            except _Unauthorized as exc:
+                if attempt == 2 or not self._auth.can_refresh:
+                    why = "after a token refresh" if attempt == 2 else "(static token: no refresh possible)"
+                    raise AmiliAuthError(
+                        f"Amili API: client {client_no}: GET /{path} answered 401 Unauthorized {why}: {exc.excerpt}"
+                    ) from None
+                stats.retry("401")
+                log.info("amili.unauthorized", client_no=client_no, path="/" + path, action="refresh token")
+                await self._auth.invalidate(used[0])
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,95 @@
+"""Errors of the Amili ARM API client.
+
+Every message names the client number, the method and path, and the status or cause. No message
+ever contains the bearer token or the client secret: the client redacts both (and anything that
+looks like a bearer token or a national id) from the short body excerpts it quotes.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class AmiliError(Exception):
+    """Base of every error raised by `service.amili`."""
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class AmiliHTTPError(AmiliError):
+    """The API answered a status that is not retried (400, 403, 404, other 4xx)."""
+
+    def __init__(
+        self, client_no: int, path: str, status: int, body_excerpt: str = "", method: str = "GET"
+    ) -> None:
+        self.client_no = client_no
+        self.path = path
+        self.status = status
+        self.method = method
+        self.body_excerpt = body_excerpt
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        reason = _reason(self.status)
+        text = f"Amili API: client {self.client_no}: {self.method} {self.path} answered {self.status}"
+        if reason:
+            text += f" {reason}"
+        if self.body_excerpt:
+            text += f": {self.body_excerpt}"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.client_no, self.path, self.status, self.body_excerpt, self.method))
+
+
+class AmiliBadRequest(AmiliHTTPError):
+    """400: the API rejected the request (bad filter, bad page number...)."""
+
+
+class AmiliForbidden(AmiliHTTPError):
+    """403: the credentials may not read this client."""
+
+
+class AmiliNotFound(AmiliHTTPError):
+    """404: unknown client (or, on a `query=` request, an expired query: see `AmiliQueryExpired`)."""
+
+
+class AmiliQueryExpired(AmiliNotFound):
+    """A `queryId` expired again after the query had already been restarted once."""
+
+    def _message(self) -> str:
+        return super()._message() + " (the query id expired again after one restart of the query; giving up)"
+
+
+class AmiliAuthError(AmiliError):
+    """The token endpoint failed (or refused the credentials), or the API answered 401 after one refresh."""
+
+
+class AmiliUnavailable(AmiliError):
+    """Retries exhausted on 429, 5xx, timeouts or connection errors."""
+
+    def __init__(
+        self, client_no: int | None, path: str, cause: str, attempts: int, method: str = "GET"
+    ) -> None:
+        self.client_no = client_no
+        self.path = path
+        self.cause = cause
+        self.attempts = attempts
+        self.method = method
+        who = f"client {client_no}" if client_no is not None else "token endpoint"
+        super().__init__(
+            f"Amili API: {who}: {method} {path} still failing after {attempts} attempt(s); last cause: {cause}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.client_no, self.path, self.cause, self.attempts, self.method))
+
+
+class AmiliProtocolError(AmiliError):
+    """The API broke its own contract: malformed JSON (persistent), a repeated page, a customerNo seen
+    twice in one read, page counts that disagree with `totalCount`, or a response of the wrong shape."""

@@ -1,0 +1,471 @@
+"""One read of a client's customers: slices, pages in parallel, guards, coverage (`CustomerRead`).
+
+How a read goes:
+
+1. The request's query (its filters, `pagesize`, `maximumcount`) is issued. If its first page says
+   `totalCount >= maximumCount` the query is truncated: the page is thrown away unread and the query
+   is split into slices by the slicing strategy; a slice whose first page is still truncated is split
+   again. A slice the strategy cannot split is read as it is (capped) and makes coverage
+   "incomplete".
+2. A complete slice's first page is yielded and its other pages are fetched by `query` + `pageno`,
+   `concurrency` requests at a time, pages before new slices (a short-lived queryId has less time
+   to expire). Pages are yielded as they arrive, so in any order. `nextPage` is never followed
+   (`totalPages` drives the read), so a missing, null or empty `nextPage` does not matter.
+3. A 404 (or 410) on a `query=` request means the queryId expired: the slice's first request is issued
+   again (once per slice; the new first page must agree with the old one on `totalCount` and
+   `totalPages`), the read continues with the new queryId; a second expiry raises `AmiliQueryExpired`.
+
+Guards (each ends the read with `AmiliProtocolError`): a page whose customers repeat an earlier page
+(same customerNos in the same order), a page whose `pageNo` or `totalCount` differs from what was
+asked or first seen, a page whose `currentPageSize` differs from its customers, a customerNo seen
+twice in one read, and a complete slice whose pages do not add up to its `totalCount` (or whose
+`totalPages` disagrees with `totalCount` and `pageSizeLimit`). Duplicates are found with a set of
+64-bit hashes of customerNo (a few tens of MB for a million customers; a false alarm would need a
+64-bit collision).
+
+Memory: at most `concurrency` pages are fetched or waiting for the consumer at any time (a
+semaphore permit is taken before a request and given back when the consumer takes the page).
+Pages without customers (empty slices) are counted in the report but not yielded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.logs import get_logger
+from service.metrics import CUSTOMERS_READ, PAGES_FETCHED, SLICES
+
+from ._http import CallStats
+from .errors import AmiliError, AmiliHTTPError, AmiliProtocolError, AmiliQueryExpired
+from .models import CustomerList, Page, ReadReport
+from .slicing import SliceStrategy
+
+log = get_logger("service.amili")
+
+MAX_SPLIT_LEVEL = 16
+_PAGE, _SLICE = 0, 1  # work priorities: finish open queries before starting new slices
+
+
+class ListFetcher(Protocol):
+    maximum_count: int
+    concurrency: int
+
+    async def list_first(self, client_no: int, filters: dict[str, str], stats: CallStats) -> CustomerList: ...
+
+    async def list_page(
+        self, client_no: int, query_id: str, page_no: int, stats: CallStats
+    ) -> CustomerList: ...
+
+
+@dataclass(eq=False)
+class _Slice:
+    filters: dict[str, str]
+    level: int
+    parent: _Slice | None = None
+    children: list[_Slice] = field(default_factory=list)
+    total_count: int | None = None
+    true_total: int | None = None  # known true number of matches
+    split: bool = False
+    capped: bool = False
+    query_id: str | None = None
+    generation: int = 0
+    restarts: int = 0
+    total_pages: int = 0
+    page_size_limit: int | None = None
+    pages_done: int = 0
+    count_read: int = 0
+    done: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def describe(self) -> str:
+        if not self.filters:
+            return "the whole client"
+        return "slice " + ",".join(f"{k}={v!r}" for k, v in sorted(self.filters.items()))
+
+    def read_sum(self) -> int:
+        return sum(c.read_sum() for c in self.children) if self.split else self.count_read
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+_DONE = object()
+
+
+class CustomerRead:
+    """The pages of one read. Iterate once; `report` is live during iteration and final after it."""
+
+    def __init__(
+        self,
+        fetcher: ListFetcher,
+        strategy: SliceStrategy,
+        client_no: int,
+        filters: dict[str, str],
+        on_close: Callable[[CustomerRead], None] | None = None,
+    ) -> None:
+        self.report = ReadReport(client_no=client_no, filters=dict(filters))
+        self._fetcher = fetcher
+        self._strategy = strategy
+        self._client_no = client_no
+        self._stats = CallStats(api_calls=self.report.api_calls, retries=self.report.retries)
+        self._root = _Slice(dict(filters), 0)
+        self._concurrency = max(1, fetcher.concurrency)
+        self._on_close = on_close
+        self._started = False
+        self._iterator: AsyncIterator[Page] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # work items: (priority, sequence, slice, page number); page 0 = the slice's first request
+        self._work: asyncio.PriorityQueue[tuple[int, int, _Slice, int]] = asyncio.PriorityQueue()
+        self._out: asyncio.Queue[Page | _Failed | object] = asyncio.Queue()
+        self._permits = asyncio.Semaphore(self._concurrency)
+        self._seq = 0
+        self._pending = 0
+        self._seen: set[int] = set()
+        self._fingerprints: dict[int, tuple[str, int]] = {}
+
+    # -- iteration ---------------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Page]:
+        if self._started:
+            raise RuntimeError("a CustomerRead can be iterated only once")
+        self._started = True
+        self._iterator = self._run()
+        return self._iterator
+
+    async def aclose(self) -> None:
+        """Stop the read (when the consumer stops early); safe to call more than once."""
+        iterator = self._iterator
+        if iterator is not None and hasattr(iterator, "aclose"):
+            try:
+                await iterator.aclose()
+            except RuntimeError:  # it is being iterated by another task: wake that task with an error
+                self._out.put_nowait(_Failed(AmiliError(f"the read of client {self._client_no} was closed")))
+        await self._stop_workers()
+
+    async def _run(self) -> AsyncIterator[Page]:
+        self._enqueue(self._root, _SLICE, 0)
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"amili-read-{self._client_no}-{i}")
+            for i in range(self._concurrency)
+        ]
+        log.info(
+            "amili.read_started",
+            client_no=self._client_no,
+            filters=self._root.filters,
+            concurrency=self._concurrency,
+            slicing=self._strategy.name,
+        )
+        try:
+            while True:
+                item = await self._out.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, _Failed):
+                    raise item.error
+                assert isinstance(item, Page)
+                self._permits.release()
+                yield item
+            self._finish()
+        finally:
+            await self._stop_workers()
+            if self._on_close is not None:
+                self._on_close(self)
+
+    async def _stop_workers(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _enqueue(self, sl: _Slice, kind: int, page_no: int) -> None:
+        self._seq += 1
+        self._pending += 1
+        self._work.put_nowait((kind, self._seq, sl, page_no))
+
+    async def _worker(self) -> None:
+        while True:
+            kind, _, sl, page_no = await self._work.get()
+            try:
+                if kind == _SLICE:
+                    await self._start_slice(sl)
+                else:
+                    await self._fetch_page(sl, page_no)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._out.put_nowait(_Failed(exc))
+                return
+            self._pending -= 1
+            if self._pending == 0:
+                self._out.put_nowait(_DONE)
+
+    async def _guarded(self, fetch: Callable[[], Awaitable[CustomerList]], sl: _Slice, page_no: int) -> None:
+        """Take a permit, fetch, accept the page; the permit goes with a yielded page, else back."""
+        await self._permits.acquire()
+        delivered = False
+        try:
+            answer = await fetch()
+            delivered = self._handle(sl, page_no, answer)
+        finally:
+            if not delivered:
+                self._permits.release()
+
+    # -- slices --------------------------------------------------------------------------------------
+
+    async def _start_slice(self, sl: _Slice) -> None:
+        async def fetch() -> CustomerList:
+            return await self._fetcher.list_first(self._client_no, sl.filters, self._stats)
+
+        await self._guarded(fetch, sl, 1)
+
+    def _handle(self, sl: _Slice, page_no: int, answer: CustomerList) -> bool:
+        if page_no == 1 and sl.total_count is None and not self._open_slice(sl, answer):
+            return False
+        return self._accept(sl, page_no, answer)
+
+    def _open_slice(self, sl: _Slice, answer: CustomerList) -> bool:
+        """First page of a slice: split it (False: page discarded) or open it for paging (True)."""
+        summary = answer.summary
+        total = self._require(summary.totalCount, "totalCount", sl)
+        cap = summary.maximumCount or self._fetcher.maximum_count
+        sl.total_count = total
+        truncated = total >= cap
+        if sl is self._root:
+            self.report.truncated = truncated
+        if truncated:
+            if total > cap:
+                sl.true_total = total
+                if sl is self._root:
+                    self.report.expected_total = total
+            children = self._strategy.split(sl.filters, sl.level) if sl.level < MAX_SPLIT_LEVEL else None
+            if children:
+                sl.split = True
+                self.report.discarded_pages += 1
+                log.info(
+                    "amili.slice_split",
+                    client_no=self._client_no,
+                    slice=sl.describe(),
+                    total_count=total,
+                    maximum_count=cap,
+                    children=len(children),
+                )
+                for filters in children:
+                    child = _Slice(filters, sl.level + 1, parent=sl)
+                    sl.children.append(child)
+                    self._enqueue(child, _SLICE, 0)
+                return False
+            sl.capped = True
+            self.report.coverage_notes.append(
+                f"{sl.describe()} has {total} customers (cap {cap}) and cannot be split further: "
+                f"read capped, the rest is missing"
+            )
+            log.warning(
+                "amili.slice_capped", client_no=self._client_no, slice=sl.describe(), total_count=total
+            )
+        else:
+            sl.true_total = total
+            if sl is self._root:
+                self.report.expected_total = total
+        expected_count = min(total, cap)
+        sl.page_size_limit = summary.pageSizeLimit
+        pages = summary.totalPages
+        if pages is None:
+            limit = summary.pageSizeLimit or len(answer.customers) or 1
+            pages = math.ceil(expected_count / limit)
+        elif summary.pageSizeLimit:
+            expected_pages = math.ceil(expected_count / summary.pageSizeLimit)
+            if pages != expected_pages and not (expected_count == 0 and pages in (0, 1)):
+                raise AmiliProtocolError(
+                    f"Amili API: client {self._client_no}: {sl.describe()}: totalPages {pages} disagrees "
+                    f"with totalCount {total} (cap {cap}) at pageSizeLimit {summary.pageSizeLimit}"
+                )
+        sl.total_pages = max(1, pages)
+        sl.query_id = summary.queryId
+        if sl.total_pages > 1 and not sl.query_id:
+            raise AmiliProtocolError(
+                f"Amili API: client {self._client_no}: {sl.describe()}: {sl.total_pages} pages but no queryId"
+            )
+        self.report.pages_total += sl.total_pages
+        for page_no in range(2, sl.total_pages + 1):
+            self._enqueue(sl, _PAGE, page_no)
+        return True
+
+    def _require(self, value: int | None, name: str, sl: _Slice) -> int:
+        if value is None:
+            raise AmiliProtocolError(
+                f"Amili API: client {self._client_no}: {sl.describe()}: summary has no {name}"
+            )
+        return value
+
+    # -- pages ---------------------------------------------------------------------------------------
+
+    async def _fetch_page(self, sl: _Slice, page_no: int) -> None:
+        async def fetch() -> CustomerList:
+            while True:
+                generation, query_id = sl.generation, sl.query_id
+                assert query_id is not None
+                try:
+                    return await self._fetcher.list_page(self._client_no, query_id, page_no, self._stats)
+                except AmiliHTTPError as exc:
+                    if exc.status not in (404, 410):
+                        raise
+                    await self._restart(sl, generation, exc)
+
+        await self._guarded(fetch, sl, page_no)
+
+    async def _restart(self, sl: _Slice, generation: int, error: AmiliHTTPError) -> None:
+        async with sl.lock:
+            if sl.generation != generation:
+                return  # another page of this slice restarted the query already
+            if sl.restarts >= 1:
+                raise AmiliQueryExpired(
+                    error.client_no, error.path, error.status, error.body_excerpt, error.method
+                ) from None
+            sl.restarts += 1
+            self.report.query_restarts += 1
+            self._stats.retry("query_expired")
+            log.warning(
+                "amili.query_expired", client_no=self._client_no, slice=sl.describe(), action="restart"
+            )
+            answer = await self._fetcher.list_first(self._client_no, sl.filters, self._stats)
+            summary = answer.summary
+            if summary.totalCount != sl.total_count or (
+                summary.totalPages is not None and max(1, summary.totalPages) != sl.total_pages
+            ):
+                raise AmiliProtocolError(
+                    f"Amili API: client {self._client_no}: {sl.describe()}: the restarted query answers "
+                    f"totalCount {summary.totalCount} / totalPages {summary.totalPages}, the first "
+                    f"answered {sl.total_count} / {sl.total_pages}: the data changed during the read"
+                )
+            if not summary.queryId:
+                raise AmiliProtocolError(
+                    f"Amili API: client {self._client_no}: {sl.describe()}: the restarted query has no queryId"
+                )
+            sl.query_id = summary.queryId
+            sl.generation += 1
+
+    def _accept(self, sl: _Slice, page_no: int, answer: CustomerList) -> bool:
+        summary = answer.summary
+        customers = answer.customers
+        where = f"Amili API: client {self._client_no}: {sl.describe()} page {page_no}"
+        if summary.pageNo is not None and summary.pageNo != page_no:
+            raise AmiliProtocolError(
+                f"{where}: asked for page {page_no}, the answer says page {summary.pageNo}"
+            )
+        if summary.totalCount is not None and summary.totalCount != sl.total_count:
+            raise AmiliProtocolError(
+                f"{where}: totalCount changed from {sl.total_count} to {summary.totalCount} during the query"
+            )
+        if summary.currentPageSize is not None and summary.currentPageSize != len(customers):
+            raise AmiliProtocolError(
+                f"{where}: currentPageSize {summary.currentPageSize} but {len(customers)} customers"
+            )
+        if customers:
+            fingerprint = hash(tuple(c.customerNo for c in customers))
+            earlier = self._fingerprints.get(fingerprint)
+            if earlier is not None:
+                raise AmiliProtocolError(f"{where} repeats {earlier[0]} page {earlier[1]}")
+            self._fingerprints[fingerprint] = (sl.describe(), page_no)
+            seen = self._seen
+            for customer in customers:
+                key = hash(customer.customerNo)
+                if key in seen:
+                    raise AmiliProtocolError(
+                        f"{where}: customerNo {customer.customerNo!r} was already read in this run "
+                        f"(overlapping slices or an unstable query)"
+                    )
+                seen.add(key)
+        count = summary.currentPageSize if summary.currentPageSize is not None else len(customers)
+        sl.pages_done += 1
+        sl.count_read += count
+        report = self.report
+        report.pages_read += 1
+        report.customers += len(customers)
+        client = str(self._client_no)
+        PAGES_FETCHED.labels(client_no=client).inc()
+        if customers:
+            CUSTOMERS_READ.labels(client_no=client).inc(len(customers))
+        log.debug(
+            "amili.page", client_no=self._client_no, slice=sl.describe(), page=page_no, of=sl.total_pages
+        )
+        if sl.pages_done == sl.total_pages:
+            self._complete(sl)
+        if not customers:
+            return False
+        self._out.put_nowait(Page(dict(sl.filters), page_no, sl.total_pages, customers))
+        return True
+
+    def _complete(self, sl: _Slice) -> None:
+        assert sl.total_count is not None
+        expected = min(sl.total_count, self._fetcher.maximum_count) if sl.capped else sl.total_count
+        if sl.count_read != expected:
+            raise AmiliProtocolError(
+                f"Amili API: client {self._client_no}: {sl.describe()}: its {sl.total_pages} page(s) hold "
+                f"{sl.count_read} customers but totalCount is {sl.total_count}"
+            )
+        sl.done = True
+        self.report.slices += 1
+        if sl is not self._root:
+            SLICES.labels(client_no=str(self._client_no)).inc()
+
+    # -- the end -------------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        report, root = self.report, self._root
+        notes = report.coverage_notes
+        undone = [s for s in self._walk(root) if not s.split and not s.done]
+        if undone:  # cannot happen when every work item finished; keep the report honest anyway
+            raise AmiliError(
+                f"Amili read of client {self._client_no} ended with {len(undone)} unread slice(s)"
+            )
+        mismatch = False
+        for sl in self._walk(root):
+            if sl.split and sl.true_total is not None and sl.read_sum() != sl.true_total:
+                mismatch = True
+                notes.append(
+                    f"{sl.describe()}: totalCount says {sl.true_total}, its slices hold {sl.read_sum()} "
+                    f"(names the slices cannot reach: outside the alphabet, or equal to a refined prefix)"
+                )
+        capped = any(s.capped for s in self._walk(root))
+        if not root.split:
+            report.expected_total = root.true_total
+            report.coverage = "incomplete" if capped else "proven"
+        else:
+            report.expected_total = root.true_total
+            if capped or mismatch:
+                report.coverage = "incomplete"
+            elif root.true_total is not None:
+                report.coverage = "proven"
+            else:
+                report.coverage = "unproven"
+                notes.append(
+                    f"the query hit the cap with totalCount == maximumCount, so the true total is unknown; "
+                    f"{report.customers} customers were read in {report.slices} slices, and customers the "
+                    f"slices cannot reach would go unnoticed"
+                )
+        report.complete = report.coverage != "incomplete"
+        log.info(
+            "amili.read_done",
+            client_no=self._client_no,
+            customers=report.customers,
+            pages=report.pages_read,
+            slices=report.slices,
+            coverage=report.coverage,
+            retries=report.retries,
+        )
+
+    @staticmethod
+    def _walk(sl: _Slice) -> list[_Slice]:
+        out, stack = [], [sl]
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(node.children)
+        return out
