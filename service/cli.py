@@ -94,11 +94,12 @@ def parse_filters(items: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "sandbox":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:  # its own parser (argparse's REMAINDER would not pass --options)
         from service.sandbox.__main__ import main as sandbox_main
 
-        return sandbox_main(list(args.args))
+        return sandbox_main(argv[1:])
+    args = build_parser().parse_args(argv)
     if args.command == "config" and (args.env_example or args.markdown):
         sys.stdout.write(render_env_example() if args.env_example else render_markdown_table())
         return 0

@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "AMILI_SYNC_"
 NESTED_DELIMITER = "__"
 
-# Default name-prefix slicing alphabet: digits, Latin and Norwegian letters, and the punctuation
-# names are seen to start with. Anything outside it is caught by the "other" slice (see amili.slicing).
+# Default name-prefix slicing alphabet: digits, Latin and Norwegian letters. The name-prefix strategy
+# always adds the punctuation names are seen to start with (service/amili/slicing.py).
 DEFAULT_SLICE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZÆØÅ"
 
 

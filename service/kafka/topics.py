@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -52,9 +53,14 @@ async def ensure_topics(topics: TopicSettings, connection: dict[str, Any]) -> di
     return counts
 
 
-async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    described = await admin.describe_topics(names)
-    counts: dict[str, int] = {}
-    for entry in described:
-        counts[entry["topic"]] = len(entry["partitions"])
-    return counts
+async def partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str], wait: float = 15.0
+) -> dict[str, int]:
+    """Partition counts; right after creation the metadata may still show none, so wait a little."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {entry["topic"]: len(entry["partitions"]) for entry in described}
+        if all(counts.get(n, 0) > 0 for n in names) or asyncio.get_running_loop().time() > deadline:
+            return {n: counts.get(n, 0) for n in names}
+        await asyncio.sleep(0.2)

@@ -106,7 +106,7 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
 
 
 def summary_table(result: RunResult) -> Table:
-    table = Table(title=f"sync of client {result.clientNo}: {result.status.value}")
+    table = Table(title=f"sync of client {result.clientNo}: {result.status.value}", min_width=60)
     table.add_column("what")
     table.add_column("value", justify="right")
     for kind, n in sorted(result.counts.items()):

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service.sandbox.testing import SandboxHandle, running_sandbox
 
+from service.sandbox.testing import SandboxHandle, running_sandbox
 from tests.conftest import KafkaBroker
 from tests.e2e.harness import WorkerProcess, free_port, worker_env
 

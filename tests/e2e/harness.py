@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from service.sandbox.testing import SandboxHandle
 
+from service.sandbox.testing import SandboxHandle
 from tests.event_check import check_event
 
 ROOT = Path(__file__).resolve().parents[2]

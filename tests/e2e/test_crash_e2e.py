@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from service.sandbox.testing import SandboxHandle
-
 from service.sync.state import normalize
 from tests.conftest import KafkaBroker
 from tests.e2e.harness import TopicReader, WorkerProcess, free_port, sandbox_changes, send_request, worker_env

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from service.sandbox.testing import SandboxHandle
 
+from service.sandbox.testing import SandboxHandle
 from service.snapshot.store import encode_state
 from tests.conftest import KafkaBroker
 from tests.e2e.harness import TopicReader, WorkerProcess, free_port, send_request, worker_env
@@ -35,7 +35,7 @@ async def test_metrics_move_during_a_run(
         sandbox,
         tmp_path / "state",
         free_port(),
-        AMILI_SYNC_API__PAGE_SIZE="100",
+        AMILI_SYNC_API__PAGE_SIZE="10",
     )
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
@@ -53,10 +53,8 @@ async def test_metrics_move_during_a_run(
                 during.append(metric((await http.get("/metrics")).text, "amili_sync_pages_fetched_total"))
                 await reader.poll(100)
             after = (await http.get("/metrics")).text
-        assert any(0 < v < 3 for v in during) or len(set(during)) > 1, (
-            f"pages counter never seen moving: {during}"
-        )
-        assert metric(after, "amili_sync_pages_fetched_total", client_no="4100") == 3
+        assert any(0 < v < 30 for v in during), f"pages counter never seen moving: {during}"
+        assert metric(after, "amili_sync_pages_fetched_total", client_no="4100") == 30
         assert metric(after, "amili_sync_customers_read_total", client_no="4100") == 300
         assert metric(after, "amili_sync_change_events_total", type="baseline") == 300
         assert metric(after, "amili_sync_runs_total", status="succeeded") == 1

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.sandbox.testing import SandboxHandle
-
 from service.sync.state import normalize
 from tests.conftest import KafkaBroker
 from tests.e2e.harness import (

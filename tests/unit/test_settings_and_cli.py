@@ -29,9 +29,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_env_example_lists_every_setting_with_its_default() -> None:
     committed = (ROOT / ".env.example").read_text()
-    assert committed == render_env_example(), (
-        "regenerate with scripts/gen-docs"
-    )
+    assert committed == render_env_example(), "regenerate with scripts/gen-docs"
     names = [line.split("=", 1)[0] for line in committed.splitlines() if line and not line.startswith("#")]
     assert names == [env for env, _, _ in iter_settings()]
     assert "AMILI_SYNC_KAFKA__BOOTSTRAP_SERVERS" in names and "AMILI_SYNC_STATE_DIR" in names
