@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from service.sandbox.testing import SandboxHandle
 from service.sync.state import normalize
 from tests.conftest import KafkaBroker
@@ -24,8 +26,8 @@ def _change_identity(change: dict[str, Any]) -> tuple[str, str, str]:
     """(event type, customerNo, new value) of a change the sandbox reported."""
     after = change["after"] or {}
     value: object = None
-    if change["kind"] == "balance":
-        value = normalize(after.get("balanceTotal"))
+    if change["kind"] == "balance":  # the client parses amounts as floats: 664 arrives as 664.0
+        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
     elif change["kind"] == "address":
         value = normalize(after.get("postalAddress"))
     elif change["kind"] == "registration_status":
@@ -40,7 +42,7 @@ def _event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
     after = event["after"] or {}
     value: object = None
     if event["type"].endswith("balance_changed.v1"):
-        value = after.get("balanceTotal")
+        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
     elif event["type"].endswith("address_changed.v1"):
         value = after.get("postalAddress")
     elif event["type"].endswith("registration_status_changed.v1"):
@@ -67,11 +69,18 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
     bootstrap = kafka_broker.bootstrap_servers
     expected: Counter[tuple[str, str, str]] = Counter()
     request_ids: list[str] = []
-    kills = 0
+    kills = mid_run = 0
     try:
         async with TopicReader(bootstrap, topic_prefix) as reader:
             rid = await send_request(bootstrap, topic_prefix, client)
             assert (await reader.wait_results([rid], timeout=120))[rid]["counts"] == {"baseline": 3000}
+            # slow the list pages of this client a little, so that most kills land inside a run
+            async with httpx.AsyncClient() as http:
+                spec = {
+                    "seed": 1,
+                    "faults": [{"kind": "latency", "ms": 150, "routes": ["list"], "clients": [client]}],
+                }
+                (await http.post(f"{sandbox.control_url}/faults", json=spec)).raise_for_status()
             for round_no in range(KILLS):
                 changes = await sandbox_changes(
                     sandbox,
@@ -86,9 +95,14 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
                 expected.update(_change_identity(c) for c in changes)
                 rid = await send_request(bootstrap, topic_prefix, client)
                 request_ids.append(rid)
-                await asyncio.sleep(rng.uniform(0.2, 2.0))
+                await asyncio.sleep(rng.uniform(0.3, 1.3))
                 worker.kill9()
                 kills += 1
+                mine = [line for line in worker.tail_log(200_000).splitlines() if rid in line]
+                if any('"run started"' in line for line in mine) and not any(
+                    '"run finished"' in line for line in mine
+                ):
+                    mid_run += 1
                 worker.start()
                 await reader.wait_results([rid], timeout=120)
             await reader.drain()
@@ -100,9 +114,12 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
             per_request = Counter(r["requestId"] for r in reader.data.results)
             assert all(per_request[r] == 1 for r in request_ids), per_request
             assert len(reader.data.results) == len(request_ids) + 1
+            assert mid_run >= kills // 2, f"only {mid_run} of {kills} kills landed inside a run"
             print(
-                f"crash test: {kills} kills, {len(request_ids)} runs, {len(changes_seen)} change events checked, "
-                f"lost=0 duplicated=0"
+                f"crash test: {kills} kills ({mid_run} inside a run), {len(request_ids)} runs, "
+                f"{len(changes_seen)} change events checked, lost=0 duplicated=0"
             )
     finally:
         worker.stop()
+        async with httpx.AsyncClient() as http:
+            await http.delete(f"{sandbox.control_url}/faults")
