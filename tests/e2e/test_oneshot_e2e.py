@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,33 @@ async def test_sync_command_publishes_baseline_then_changes_and_prints_a_summary
     assert kinds == ["amili.customer.balance_changed.v1"] * len(changes)
     assert sum(1 for e in reader.data.events if e["type"] == "amili.customer.baseline.v1") == 300
     assert sorted(r["status"] for r in reader.data.results) == ["failed", "succeeded", "succeeded"]
+
+
+def test_sync_command_shows_a_progress_bar_on_a_terminal(
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = worker_env(
+        kafka_broker.bootstrap_servers,
+        topic_prefix,
+        sandbox,
+        tmp_path / "state",
+        free_port(),
+        AMILI_SYNC_API__PAGE_SIZE="50",
+        AMILI_SYNC_LOG_LEVEL="WARNING",
+    )
+    command = f"{shlex.quote(sys.executable)} -m service sync --client 3300"
+    # `script` runs the command on a pseudo-terminal, as an operator's shell would
+    out = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env={**env, "TERM": "xterm", "COLUMNS": "120"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout
+    assert "client 3300" in out.stdout
+    assert "4/4" in out.stdout  # 200 customers in pages of 50: the bar counts pages done of total
+    assert "200 customers" in out.stdout
+    assert "sync of client 3300: succeeded" in out.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ async def test_metrics_move_during_a_run(
         tmp_path / "state",
         free_port(),
         AMILI_SYNC_API__PAGE_SIZE="10",
+        AMILI_SYNC_SYNC__PROGRESS_INTERVAL="0.05",
     )
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
@@ -63,6 +65,16 @@ async def test_metrics_move_during_a_run(
             metric(after, "amili_sync_last_success_timestamp_seconds", client_no="4100") > time.time() - 120
         )
         assert metric(after, "amili_sync_run_duration_seconds_count") == 1
+        progress = [
+            json.loads(line) for line in worker.tail_log(1_000_000).splitlines() if '"run progress"' in line
+        ]
+        assert progress, "a run logs its progress"
+        for line in progress:
+            assert line["requestId"] == rid
+            assert line["clientNo"] == 4100
+            assert line["pagesTotal"] == 30
+            assert 0 < line["pages"] <= 30
+            assert {"customersPerSecond", "etaSeconds"} <= set(line)
     finally:
         worker.stop()
 
