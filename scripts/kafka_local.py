@@ -79,6 +79,7 @@ def ensure_jars() -> None:
             "mvn",
             "-B",
             "-q",
+            "-Dstyle.color=never",
             "-f",
             str(POM),
             "dependency:copy-dependencies",
@@ -86,6 +87,7 @@ def ensure_jars() -> None:
             "-DincludeScope=runtime",
         ],
         check=True,
+        stdout=sys.stderr,  # stdout carries only the KEY=VALUE lines that callers eval
     )
 
 
