@@ -33,6 +33,7 @@ class KafkaBroker:
 
 
 _kafka_tests: dict[str, int] = {"passed": 0, "failed": 0}
+_kafka_nodeids: set[str] = set()
 _broker_description: list[str] = []
 
 
@@ -96,15 +97,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "kafka_broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kafka)
+        if item.get_closest_marker("kafka"):
+            _kafka_nodeids.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and "kafka" in report.keywords:
+    if report.when == "call" and report.nodeid in _kafka_nodeids:
         _kafka_tests["passed" if report.passed else "failed"] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    where = "; ".join(_broker_description) or "no broker was started"
+    where = "; ".join(_broker_description) or "broker processes the tests started themselves"
     terminalreporter.write_line(
         f"real-broker tests: {_kafka_tests['passed']} passed, {_kafka_tests['failed']} failed against {where}"
     )

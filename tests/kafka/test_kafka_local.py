@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "kafka-local"
 
@@ -27,6 +29,7 @@ def _java_processes_of(data_dir: Path) -> list[str]:
     return found
 
 
+@pytest.mark.kafka  # starts its own real broker process
 def test_start_is_idempotent_status_reports_and_stop_leaves_no_java(tmp_path: Path) -> None:
     data_dir = tmp_path / "broker"
     t0 = time.monotonic()
