@@ -4,6 +4,7 @@
     scripts/kafka-local start [--data-dir DIR] [--scram user:password ...]
     scripts/kafka-local status [--data-dir DIR]
     scripts/kafka-local stop   [--data-dir DIR]
+    scripts/kafka-local restart [--data-dir DIR]   # same ports, data kept (fault tests)
 
 `start` resolves the jars (dev/kafka/pom.xml → .cache/kafka/libs), formats a KRaft directory,
 starts the broker on 127.0.0.1 on free ports and returns once a Metadata request succeeds. It
@@ -234,6 +235,19 @@ def start(data_dir: Path, scram: list[str], heap: str, timeout: float) -> int:
         for mech in SCRAM_MECHANISMS:
             fmt += ["--add-scram", f"{mech}=[name={name},password={password}]"]
     subprocess.run(fmt, check=True, capture_output=True)
+    state: dict[str, object] = {
+        "port": port,
+        "controller_port": ctrl,
+        "sasl_port": sasl_port,
+        "scram": sorted(u.partition(":")[0] for u in scram),
+        "heap": heap,
+    }
+    return launch(data_dir, state, timeout, t0)
+
+
+def launch(data_dir: Path, state: dict[str, object], timeout: float, t0: float) -> int:
+    """Run the broker of a formatted data dir and wait for a metadata answer."""
+    heap = str(state.get("heap", "512m"))
     logf = (data_dir / "broker.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -244,7 +258,7 @@ def start(data_dir: Path, scram: list[str], heap: str, timeout: float) -> int:
             "-XX:TieredStopAtLevel=1",
             f"-Dlog4j2.configurationFile={data_dir / 'log4j2.yaml'}",
             "-cp",
-            cp,
+            f"{LIBS}/*",
             "kafka.Kafka",
             str(data_dir / "server.properties"),
         ],
@@ -253,13 +267,8 @@ def start(data_dir: Path, scram: list[str], heap: str, timeout: float) -> int:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    state = {
-        "pid": proc.pid,
-        "port": port,
-        "controller_port": ctrl,
-        "sasl_port": sasl_port,
-        "scram": sorted(u.partition(":")[0] for u in scram),
-    }
+    state["pid"] = proc.pid
+    port = int(str(state["port"]))
     (data_dir / "state.json").write_text(json.dumps(state))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -277,7 +286,17 @@ def start(data_dir: Path, scram: list[str], heap: str, timeout: float) -> int:
     return 1
 
 
-def stop(data_dir: Path, quiet: bool = False) -> int:
+def restart(data_dir: Path, timeout: float) -> int:
+    """Stop the broker and start it again on the same ports with its data kept (fault tests)."""
+    state = read_state(data_dir)
+    if not state:
+        log("not running: nothing to restart (use start)")
+        return 1
+    stop(data_dir, quiet=True, keep_state=True)
+    return launch(data_dir, state, timeout, time.monotonic())
+
+
+def stop(data_dir: Path, quiet: bool = False, keep_state: bool = False) -> int:
     state = read_state(data_dir)
     if not state:
         if not quiet:
@@ -296,7 +315,8 @@ def stop(data_dir: Path, quiet: bool = False) -> int:
             time.sleep(0.5)
         if not quiet:
             log(f"stopped (pid {pid})")
-    (data_dir / "state.json").unlink(missing_ok=True)
+    if not keep_state:
+        (data_dir / "state.json").unlink(missing_ok=True)
     return 0
 
 
@@ -313,7 +333,7 @@ def status(data_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="kafka-local", description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["start", "stop", "status"])
+    p.add_argument("command", choices=["start", "stop", "status", "restart"])
     p.add_argument(
         "--data-dir", type=Path, default=DEFAULT_DATA, help="broker folder (config, data, log, pid)"
     )
@@ -335,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return start(data_dir, a.scram, a.heap, a.timeout)
     if a.command == "stop":
         return stop(data_dir)
+    if a.command == "restart":
+        return restart(data_dir, a.timeout)
     return status(data_dir)
 
 

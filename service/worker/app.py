@@ -20,6 +20,7 @@ import signal
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -104,6 +105,8 @@ class Worker:
         self.publishers: dict[int, PartitionPublisher] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         self.restoring: set[int] = set()
+        self.running: dict[int, asyncio.Task[None]] = {}  # the run of each partition, if any
+        self.interrupted: set[int] = set()
         self.broker = KafkaBroker(
             settings.kafka.bootstrap_servers,
             security=faststream_security(settings),
@@ -128,26 +131,75 @@ class Worker:
 
     async def _handle(self, body: bytes, msg: KafkaMessage) -> None:
         record: ConsumerRecord[Any, Any] = msg.raw_message
-        lock = self.locks.get(record.partition)
-        publisher = self.publishers.get(record.partition)
+        partition = record.partition
+        lock = self.locks.get(partition)
+        publisher = self.publishers.get(partition)
         if lock is None or publisher is None:
             return  # revoked meanwhile: the partition's next owner takes the request
         async with lock:
-            if self.publishers.get(record.partition) is not publisher:
+            if self.publishers.get(partition) is not publisher:
                 return
+            # The run is a child task, so that a revocation or a shutdown can interrupt it at once
+            # instead of waiting for a long run (which would outlast the rebalance timeout and make
+            # two workers fence each other in turn). Interrupting is safe at any await: an open
+            # transaction is aborted (or its commit completes), the cache is only ever behind the
+            # changelog, and the uncommitted request is redelivered to the partition's owner.
+            run = asyncio.create_task(self.process(record, publisher))
+            self.running[partition] = run
             try:
-                await self.process(record, publisher)
+                await run
+            except asyncio.CancelledError:
+                if partition not in self.interrupted:
+                    raise  # the handler itself is being cancelled
+                log.info(
+                    "run interrupted: partition revoked or worker stopping; the request is redelivered",
+                    partition=partition,
+                    offset=record.offset,
+                )
+            except ProducerFenced:
+                # Another worker took the partition (this one is a zombie) or the transaction timed
+                # out. Only a worker that still owns the partition may start a new producer with
+                # its transactional id: a zombie doing so would fence the rightful owner.
+                log.warning("producer fenced", partition=partition, offset=record.offset)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                if self._still_owned(record) and self.publishers.get(partition) is publisher:
+                    await self._retry_later(record, publisher, msg)
             except Exception:
                 log.exception(
                     "request failed, will be retried",
                     topic=record.topic,
-                    partition=record.partition,
+                    partition=partition,
                     offset=record.offset,
                 )
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                with contextlib.suppress(Exception):
-                    await self._restore([record.partition])
-                await msg.nack()
+                await self._retry_later(record, publisher, msg)
+            finally:
+                self.running.pop(partition, None)
+                self.interrupted.discard(partition)
+
+    async def _retry_later(
+        self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher, msg: KafkaMessage
+    ) -> None:
+        with contextlib.suppress(Exception):
+            # a producer left in an error state (fenced, broker restarted mid-transaction) never
+            # commits again: replace it; its start() aborts what was left open
+            await self._replace_publisher(record.partition, publisher)
+        with contextlib.suppress(Exception):
+            await self._restore([record.partition])
+        await msg.nack()
+
+    def _still_owned(self, record: ConsumerRecord[Any, Any]) -> bool:
+        consumer = self.subscriber.consumer
+        return (
+            consumer is not None and TopicPartition(record.topic, record.partition) in consumer.assignment()
+        )
+
+    def _interrupt(self, partitions: list[int]) -> None:
+        for p in partitions:
+            task = self.running.get(p)
+            if task is not None and not task.done():
+                self.interrupted.add(p)
+                task.cancel()
 
     async def process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
         settings = self.settings
@@ -223,8 +275,22 @@ class Worker:
         PARTITIONS_OWNED.set(len(self.publishers))
         log.info("partitions assigned", partitions=mine)
 
+    async def _replace_publisher(self, partition: int, old: PartitionPublisher) -> None:
+        if self.publishers.get(partition) is not old:
+            return  # revoked meanwhile
+        with contextlib.suppress(Exception):
+            await old.stop()
+        fresh = PartitionPublisher(
+            self.connection,
+            transactional_id(self.settings, partition),
+            self.settings.kafka.transaction_timeout_ms,
+        )
+        await fresh.start()
+        self.publishers[partition] = fresh
+
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         mine = sorted(tp.partition for tp in revoked if tp.topic == self.settings.topics.requests_topic)
+        self._interrupt(mine)
         for p in mine:
             lock = self.locks.get(p)
             if lock is None:
@@ -258,6 +324,7 @@ class Worker:
 
     async def stop(self) -> None:
         self.started = False
+        self._interrupt(list(self.running))  # abort the open transaction rather than wait for a long run
         await self.broker.stop()
         for p in list(self.publishers):
             with contextlib.suppress(Exception):

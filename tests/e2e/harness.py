@@ -20,6 +20,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from service.sandbox.testing import SandboxHandle
+from service.sync.state import normalize
 from tests.event_check import check_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,15 @@ class WorkerProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stays alive but does nothing (a zombie-to-be: GC pause, stuck node)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 40.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -247,3 +257,40 @@ async def sandbox_customers(sandbox: SandboxHandle, client_no: int) -> list[dict
         r = await http.get(f"{sandbox.control_url}/clients/{client_no}/customers")
         r.raise_for_status()
         return list(r.json())
+
+
+KIND_TO_TYPE = {
+    "balance": "amili.customer.balance_changed.v1",
+    "address": "amili.customer.address_changed.v1",
+    "registration_status": "amili.customer.registration_status_changed.v1",
+    "created": "amili.customer.created.v1",
+    "deleted": "amili.customer.removed.v1",
+}
+
+
+def change_identity(change: dict[str, Any]) -> tuple[str, str, str]:
+    """(event type, customerNo, new value) of a change the sandbox reported."""
+    after = change["after"] or {}
+    value: object = None
+    if change["kind"] == "balance":  # the client parses amounts as floats: 664 arrives as 664.0
+        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
+    elif change["kind"] == "address":
+        value = normalize(after.get("postalAddress"))
+    elif change["kind"] == "registration_status":
+        value = [
+            normalize(after.get("registrationStatusCode")),
+            normalize(after.get("registrationStatusDate")),
+        ]
+    return KIND_TO_TYPE[change["kind"]], change["customerNo"], json.dumps(value, sort_keys=True)
+
+
+def event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
+    after = event["after"] or {}
+    value: object = None
+    if event["type"].endswith("balance_changed.v1"):
+        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
+    elif event["type"].endswith("address_changed.v1"):
+        value = after.get("postalAddress")
+    elif event["type"].endswith("registration_status_changed.v1"):
+        value = [after.get("registrationStatusCode"), after.get("registrationStatusDate")]
+    return event["type"], event["customerNo"], json.dumps(value, sort_keys=True)

@@ -4,50 +4,27 @@ and check with a read_committed consumer that every true change was published ex
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from service.sandbox.testing import SandboxHandle
-from service.sync.state import normalize
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import TopicReader, WorkerProcess, free_port, sandbox_changes, send_request, worker_env
-from tests.e2e.test_sync_e2e import KIND_TO_TYPE
+from tests.e2e.harness import (
+    TopicReader,
+    WorkerProcess,
+    change_identity,
+    event_identity,
+    free_port,
+    sandbox_changes,
+    send_request,
+    worker_env,
+)
 
 KILLS = int(os.environ.get("AMILI_TEST_KILLS", "10"))
-
-
-def _change_identity(change: dict[str, Any]) -> tuple[str, str, str]:
-    """(event type, customerNo, new value) of a change the sandbox reported."""
-    after = change["after"] or {}
-    value: object = None
-    if change["kind"] == "balance":  # the client parses amounts as floats: 664 arrives as 664.0
-        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
-    elif change["kind"] == "address":
-        value = normalize(after.get("postalAddress"))
-    elif change["kind"] == "registration_status":
-        value = [
-            normalize(after.get("registrationStatusCode")),
-            normalize(after.get("registrationStatusDate")),
-        ]
-    return KIND_TO_TYPE[change["kind"]], change["customerNo"], json.dumps(value, sort_keys=True)
-
-
-def _event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
-    after = event["after"] or {}
-    value: object = None
-    if event["type"].endswith("balance_changed.v1"):
-        value = float(after["balanceTotal"]) if after.get("balanceTotal") is not None else None
-    elif event["type"].endswith("address_changed.v1"):
-        value = after.get("postalAddress")
-    elif event["type"].endswith("registration_status_changed.v1"):
-        value = [after.get("registrationStatusCode"), after.get("registrationStatusDate")]
-    return event["type"], event["customerNo"], json.dumps(value, sort_keys=True)
 
 
 async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
@@ -92,7 +69,7 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
                     created=3,
                     deleted=3,
                 )
-                expected.update(_change_identity(c) for c in changes)
+                expected.update(change_identity(c) for c in changes)
                 rid = await send_request(bootstrap, topic_prefix, client)
                 request_ids.append(rid)
                 await asyncio.sleep(rng.uniform(0.3, 1.3))
@@ -107,7 +84,7 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
                 await reader.wait_results([rid], timeout=120)
             await reader.drain()
             changes_seen = [e for e in reader.data.events if e["type"] != "amili.customer.baseline.v1"]
-            got = Counter(_event_identity(e) for e in changes_seen)
+            got = Counter(event_identity(e) for e in changes_seen)
             assert got == expected, f"lost {expected - got}, duplicated {got - expected}"
             ids = Counter(e["id"] for e in reader.data.events)
             assert [i for i, n in ids.items() if n > 1] == []

@@ -13,6 +13,7 @@ from service.sandbox.testing import SandboxHandle
 from service.sync.state import normalize
 from tests.conftest import KafkaBroker
 from tests.e2e.harness import (
+    KIND_TO_TYPE,
     TopicReader,
     WorkerProcess,
     request_payload,
@@ -21,14 +22,6 @@ from tests.e2e.harness import (
     send_raw,
     send_request,
 )
-
-KIND_TO_TYPE = {
-    "balance": "amili.customer.balance_changed.v1",
-    "address": "amili.customer.address_changed.v1",
-    "registration_status": "amili.customer.registration_status_changed.v1",
-    "created": "amili.customer.created.v1",
-    "deleted": "amili.customer.removed.v1",
-}
 
 
 def prefix_of(worker: WorkerProcess) -> str:
