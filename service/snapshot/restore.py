@@ -14,6 +14,10 @@ from service.snapshot.store import SnapshotStore
 
 log = get_logger(__name__)
 
+# Records are written to the cache in SQLite transactions of about this many (fewer SQLite
+# transactions rewrite far fewer index pages: docs/performance.md); each with its checkpoint.
+RESTORE_BATCH = 20_000
+
 
 async def restore_partitions(
     store: SnapshotStore,
@@ -25,8 +29,9 @@ async def restore_partitions(
 ) -> dict[int, int]:
     """Bring the cache of `partitions` up to the end of the changelog (read_committed).
 
-    Returns the records applied per partition. Each fetched batch is applied with its new
-    checkpoint in one SQLite transaction, so a crash mid-restore resumes where it stopped.
+    Returns the records applied per partition. Fetched records are applied in batches of about
+    `RESTORE_BATCH`, each with its new checkpoint in one SQLite transaction, so a crash mid-restore
+    resumes where it stopped.
     """
     if not partitions:
         return {}
@@ -62,18 +67,24 @@ async def restore_partitions(
                     tp.partition: (store.checkpoint(tp.partition), end) for tp, end in pending.items()
                 },
             )
+        buffered: dict[TopicPartition, list[tuple[bytes, bytes | None]]] = {tp: [] for tp in pending}
+        next_offset: dict[TopicPartition, int] = {}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
             for tp, records in batches.items():
                 if records:
-                    store.apply(tp.partition, ((r.key, r.value) for r in records), records[-1].offset + 1)
-                    applied[tp.partition] += len(records)
-                    RESTORE_RECORDS.labels(str(tp.partition)).inc(len(records))
+                    buffered[tp] += [(r.key, r.value) for r in records]
+                    next_offset[tp] = records[-1].offset + 1
             for tp in list(pending):
                 position = await consumer.position(tp)
-                if position >= pending[tp]:
-                    # control records (transaction markers) may sit past the last data record
-                    store.apply(tp.partition, (), position)
+                done = position >= pending[tp]
+                if done or len(buffered[tp]) >= RESTORE_BATCH:
+                    # at the end, control records (transaction markers) may sit past the last data record
+                    store.apply(tp.partition, buffered[tp], position if done else next_offset[tp])
+                    applied[tp.partition] += len(buffered[tp])
+                    RESTORE_RECORDS.labels(str(tp.partition)).inc(len(buffered[tp]))
+                    buffered[tp] = []
+                if done:
                     RESTORE_LAG.labels(str(tp.partition)).set(0)
                     del pending[tp]
                 else:

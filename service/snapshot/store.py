@@ -27,14 +27,21 @@ from service.sync.diff import StoredState
 log = get_logger(__name__)
 
 META_SEPARATOR = "#meta"
+# Version of the file layout (PRAGMA user_version). A cache file of another version is deleted and
+# rebuilt from the changelog, like a corrupt one.
+SCHEMA_VERSION = 2
+# Customers live in a rowid table with a unique index on the key, not in a WITHOUT ROWID table keyed
+# by it: keys arrive in random order (pages of name slices; the changelog in commit order), and
+# random inserts of ~300-byte rows into a clustered key split and rewrite far more pages than random
+# inserts into a small index (docs/performance.md: 1,000,000 random inserts take ~4 s instead of ~15 s).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
     client_no INTEGER NOT NULL,
     customer_no TEXT NOT NULL,
     partition INTEGER NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (client_no, customer_no)
-) WITHOUT ROWID;
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS customers_key ON customers (client_no, customer_no);
 CREATE TABLE IF NOT EXISTS client_meta (
     client_no INTEGER PRIMARY KEY,
     partition INTEGER NOT NULL,
@@ -86,6 +93,23 @@ def encode_state(state: dict[str, Any], rev: int) -> bytes:
     return orjson.dumps({"state": state, "rev": rev})
 
 
+_STATE_HEAD = b'{"state":'
+_REV_HEAD = b',"rev":'
+
+
+def stores_state(raw: bytes, state_json: bytes) -> bool:
+    """Whether the stored value `raw` holds exactly the state whose JSON is `state_json`
+    (`orjson.dumps(state)`), without decoding it: `encode_state` writes `{"state":<that JSON>,"rev":n}`.
+    Equal bytes mean equal states; unequal bytes may still be equal states (another key order), which
+    the caller finds out by decoding."""
+    at = len(_STATE_HEAD)
+    return (
+        raw.startswith(_STATE_HEAD)
+        and raw.startswith(state_json, at)
+        and raw.startswith(_REV_HEAD, at + len(state_json))
+    )
+
+
 def decode_state(raw: bytes) -> StoredState:
     data = orjson.loads(raw)
     return StoredState(data["state"], int(data["rev"]))
@@ -96,6 +120,8 @@ class SnapshotStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open()
+        self._seen: dict[int, bytearray] = {}
+        self._seen_above: dict[int, int] = {}
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -103,6 +129,15 @@ class SnapshotStore:
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {row}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if version != SCHEMA_VERSION and tables:
+                db.close()
+                raise sqlite3.DatabaseError(
+                    f"file layout version {version}, this version uses {SCHEMA_VERSION}"
+                )
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return db
         except sqlite3.DatabaseError as exc:
             log.warning(
@@ -112,16 +147,20 @@ class SnapshotStore:
             )
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            return self._connect()
+            db = self._connect()
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return db
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA temp_store=MEMORY")
-        db.execute("PRAGMA cache_size=-32768")  # 32 MB page cache
-        db.executescript(_SCHEMA)
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (customer_no TEXT PRIMARY KEY) WITHOUT ROWID")
+        # 16 MB page cache: the index of a million customers does not fit in 32 MB either, and the
+        # difference is ~16 MB of the worker's RSS (docs/performance.md); misses are reads from the
+        # OS page cache
+        db.execute("PRAGMA cache_size=-16384")
         return db
 
     def close(self) -> None:
@@ -137,18 +176,31 @@ class SnapshotStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def get_states(self, client_no: int, customer_nos: Sequence[str]) -> dict[str, StoredState]:
-        found: dict[str, StoredState] = {}
+    def get_raw_states(
+        self, client_no: int, customer_nos: Sequence[str], *, mark_seen: bool = False
+    ) -> dict[str, bytes]:
+        """The stored values (`encode_state` bytes) of those customers that are in the cache; with
+        `mark_seen`, they count as seen by the client's current run (see `unseen`)."""
+        found: dict[str, bytes] = {}
+        seen = self._seen.setdefault(client_no, bytearray()) if mark_seen else None
         for i in range(0, len(customer_nos), 500):
             chunk = customer_nos[i : i + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT customer_no, value FROM customers WHERE client_no = ? AND customer_no IN ({marks})",  # noqa: S608
+                f"SELECT rowid, customer_no, value FROM customers WHERE client_no = ? AND customer_no IN ({marks})",  # noqa: S608
                 (client_no, *chunk),
             )
-            for customer_no, value in rows:
-                found[customer_no] = decode_state(value)
+            for rowid, customer_no, value in rows:
+                found[customer_no] = value
+                if seen is not None:
+                    byte = rowid >> 3
+                    if byte >= len(seen):
+                        seen.extend(bytes(byte - len(seen) + 4096))
+                    seen[byte] |= 1 << (rowid & 7)
         return found
+
+    def get_states(self, client_no: int, customer_nos: Sequence[str]) -> dict[str, StoredState]:
+        return {no: decode_state(raw) for no, raw in self.get_raw_states(client_no, customer_nos).items()}
 
     def get_state(self, client_no: int, customer_no: str) -> StoredState | None:
         return self.get_states(client_no, [customer_no]).get(customer_no)
@@ -162,24 +214,39 @@ class SnapshotStore:
         return ClientMeta.from_bytes(row[0]) if row else None
 
     # --- the customers seen by the current run (for removals) ----------------------------------
+    # A bitmap per client of the rowids of the cached customers its current run looked up
+    # (`get_raw_states(..., mark_seen=True)`): ~125 KB per million rows, where a table of customer
+    # numbers took ~20 MB of memory at a million and a B-tree insert per customer. Rowids are
+    # stable while a run lasts: rows are updated in place (upsert), never deleted and re-inserted;
+    # rows added after the run started (rowid above the largest one then) are its own new customers.
+    # (Should another partition's restore delete the table's last row meanwhile, a new customer could
+    # get a rowid below that mark and look unseen: it is then confirmed present by GET, not removed.)
 
-    def reset_seen(self) -> None:
-        self.db.execute("DELETE FROM seen")
+    def reset_seen(self, client_no: int) -> None:
+        self._seen[client_no] = bytearray()
+        row = self.db.execute("SELECT max(rowid) FROM customers").fetchone()
+        self._seen_above[client_no] = int(row[0] or 0)
 
-    def mark_seen(self, customer_nos: Iterable[str]) -> None:
-        self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((c,) for c in customer_nos))
-        self.db.execute("COMMIT")
+    def drop_seen(self, client_no: int) -> None:
+        self._seen.pop(client_no, None)
+        self._seen_above.pop(client_no, None)
 
     def unseen(self, client_no: int) -> Iterator[tuple[str, StoredState]]:
-        """Customers of the snapshot that the current run did not see (removal candidates)."""
-        rows = self.db.execute(
-            "SELECT customer_no, value FROM customers WHERE client_no = ? "
-            "AND customer_no NOT IN (SELECT customer_no FROM seen) ORDER BY customer_no",
-            (client_no,),
-        ).fetchall()
-        for customer_no, value in rows:
-            yield customer_no, decode_state(value)
+        """Customers of the snapshot that the current run did not see (removal candidates), by customerNo."""
+        seen = self._seen.get(client_no, bytearray())
+        size, above = len(seen), self._seen_above.get(client_no, 0)
+        missing = [
+            (rowid, customer_no)
+            for rowid, customer_no in self.db.execute(
+                "SELECT rowid, customer_no FROM customers WHERE client_no = ? ORDER BY customer_no",
+                (client_no,),
+            )
+            if rowid <= above and ((rowid >> 3) >= size or not seen[rowid >> 3] & (1 << (rowid & 7)))
+        ]
+        for rowid, customer_no in missing:
+            row = self.db.execute("SELECT value FROM customers WHERE rowid = ?", (rowid,)).fetchone()
+            if row is not None:
+                yield customer_no, decode_state(row[0])
 
     # --- writes: only records that are committed in Kafka -----------------------------------------
 
@@ -209,7 +276,11 @@ class SnapshotStore:
         db.execute("BEGIN")
         try:
             if customers_up:
-                db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?)", customers_up)
+                db.executemany(
+                    "INSERT INTO customers VALUES (?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
+                    "DO UPDATE SET partition = excluded.partition, value = excluded.value",
+                    customers_up,
+                )
             if customers_del:
                 db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
             if meta_up:

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, cached_property
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +42,19 @@ class EventContext:
     source: str  # CloudEvents source prefix, e.g. urn:amili:arm
     schema_base_url: str
 
+    # the same for every event of a context: rendered once (events are built by the million)
+    @cached_property
+    def request_id_text(self) -> str:
+        return str(self.request_id)
+
+    @cached_property
+    def observed_at_text(self) -> str:
+        return self.observed_at.isoformat()
+
+    @cached_property
+    def source_header(self) -> bytes:
+        return f"{self.source}/clients/{self.client_no}".encode()
+
 
 @dataclass(frozen=True)
 class OutEvent:
@@ -57,7 +71,23 @@ def event_id(client_no: int, change: Change) -> str:
         [client_no, change.customer_no, event_type(change.kind), change.rev, change.before, change.after],
         option=orjson.OPT_SORT_KEYS,
     )
-    return str(UUID(bytes=hashlib.sha256(material).digest()[:16], version=4))
+    return uuid4_text(hashlib.sha256(material).digest())
+
+
+def uuid4_text(digest: bytes) -> str:
+    """`str(UUID(bytes=digest[:16], version=4))`, without building the UUID object."""
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@cache
+def _type_headers(kind: str, schema_base_url: str) -> tuple[bytes, bytes]:
+    """(ce_type, ce_dataschema) header values of an event kind."""
+    etype = event_type(kind)
+    return etype.encode(), f"{schema_base_url}/{etype}.json".encode()
 
 
 def snapshot_key(client_no: int, customer_no: str) -> bytes:
@@ -70,8 +100,8 @@ def event_data(change: Change, ctx: EventContext) -> dict[str, Any]:
         "clientNo": ctx.client_no,
         "customerNo": change.customer_no,
         "accountNo": context.get("accountNo"),
-        "requestId": str(ctx.request_id),
-        "observedAt": ctx.observed_at.isoformat(),
+        "requestId": ctx.request_id_text,
+        "observedAt": ctx.observed_at_text,
         "before": change.before,
         "after": change.after,
         "changedFields": change.changed_fields,
@@ -94,17 +124,17 @@ def _delta(before: Any, after: Any) -> float | int | None:
 
 
 def build_event(change: Change, ctx: EventContext) -> OutEvent:
-    etype = event_type(change.kind)
     eid = event_id(ctx.client_no, change)
+    etype, dataschema = _type_headers(change.kind, ctx.schema_base_url)
     headers = [
-        ("ce_specversion", SPECVERSION.encode()),
+        ("ce_specversion", _SPECVERSION),
         ("ce_id", eid.encode()),
-        ("ce_source", f"{ctx.source}/clients/{ctx.client_no}".encode()),
-        ("ce_type", etype.encode()),
+        ("ce_source", ctx.source_header),
+        ("ce_type", etype),
         ("ce_subject", change.customer_no.encode()),
-        ("ce_time", ctx.observed_at.isoformat().encode()),
-        ("ce_dataschema", f"{ctx.schema_base_url}/{etype}.json".encode()),
-        ("content-type", b"application/json"),
+        ("ce_time", ctx.observed_at_text.encode()),
+        ("ce_dataschema", dataschema),
+        ("content-type", _JSON),
     ]
     return OutEvent(
         kind=change.kind,
@@ -114,3 +144,7 @@ def build_event(change: Change, ctx: EventContext) -> OutEvent:
         value=orjson.dumps(event_data(change, ctx)),
         headers=headers,
     )
+
+
+_SPECVERSION = SPECVERSION.encode()
+_JSON = b"application/json"

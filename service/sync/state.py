@@ -41,9 +41,15 @@ class TrackingRules:
         return tuple(fields)
 
 
+# JSON scalars: normalized to themselves unless empty (checked by exact type, the hot path of a run)
+SCALARS = frozenset({str, int, float, bool})
+
+
 def normalize(value: Any) -> Any:
     if value is None or value == "":
         return None
+    if type(value) in SCALARS:
+        return value
     if isinstance(value, Mapping):
         inner = {k: v for k, v in ((k, normalize(v)) for k, v in value.items()) if v is not None}
         return inner or None

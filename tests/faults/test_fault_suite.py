@@ -25,9 +25,11 @@ from tests.e2e.harness import (
     event_identity,
     free_port,
     sandbox_changes,
+    sandbox_customers,
     send_request,
     worker_env,
 )
+from tests.faults.check import Verdict, check, read_snapshot
 from tests.faults.conftest import OwnBroker
 
 QUICK = os.environ.get("AMILI_FAULTS_QUICK") == "1"
@@ -74,8 +76,11 @@ async def run_rounds(
     expected: Counter[tuple[str, str, str]] = Counter()
     deleted: set[str] = set()
     request_ids: list[str] = []
+    all_changes: list[dict[str, Any]] = []
+    baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
     async with TopicReader(bootstrap, prefix) as reader:
         rid = await send_request(bootstrap, prefix, client)
+        request_ids.append(rid)
         baseline = (await reader.wait_results([rid], timeout=result_timeout))[rid]
         assert baseline["status"] == "succeeded", baseline
         for round_no in range(rounds):
@@ -89,6 +94,7 @@ async def run_rounds(
                 created=2,
                 deleted=2,
             )
+            all_changes += changes
             expected.update(change_identity(c) for c in changes)
             deleted.update(c["customerNo"] for c in changes if c["kind"] == "deleted")
             rid = await send_request(bootstrap, prefix, client)
@@ -102,6 +108,19 @@ async def run_rounds(
         lost, duplicated = expected - got, got - expected
         removed = {e["customerNo"] for e in changes_seen if e["type"] == "amili.customer.removed.v1"}
         per_request = Counter(r["requestId"] for r in reader.data.results)
+        # the stricter check of tests/faults/check.py: also one baseline event per customer, no event
+        # that no change explains, and the compacted snapshot equal to the API's data customer by customer
+        verdict = check(
+            Verdict(scenario),
+            events=reader.data.events,
+            results=reader.data.results,
+            request_ids=request_ids,
+            changes=all_changes,
+            baseline_customers=baseline_customers,
+            snapshot=await read_snapshot(bootstrap, prefix),
+            current_customers=await sandbox_customers(sandbox, client),
+            client_no=client,
+        )
         totals = {
             "scenario": scenario,
             "runs": rounds + 1,
@@ -112,6 +131,9 @@ async def run_rounds(
             "wrong_removals": len(removed - deleted),
             "results_missing": sum(1 for r in request_ids if per_request[r] == 0),
             "results_duplicated": sum(n - 1 for n in per_request.values() if n > 1),
+            "unexpected": sum(verdict.unexpected.values()),
+            "baseline_problems": len(verdict.baseline_problems),
+            "snapshot_mismatches": len(verdict.snapshot_mismatches),
             **(counters or {}),
         }
         with TOTALS.open("a") as f:
@@ -123,6 +145,7 @@ async def run_rounds(
         assert all(per_request[r] == 1 for r in request_ids), per_request
         ids = Counter(e["id"] for e in reader.data.events)
         assert [i for i, n in ids.items() if n > 1] == []
+        assert verdict.ok(), verdict.problems()
         return totals
 
 

@@ -1,0 +1,190 @@
+"""Shared machinery of the benchmarks: the broker, the machine's description, a peak-RSS sampler.
+
+The broker is the project's own `scripts/kafka-local` (a real single-node KRaft broker from the
+Maven jars) in a folder of the bench's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _kafka_local() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kafka_local", ROOT / "scripts" / "kafka_local.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+kafka_local = _kafka_local()
+KAFKA_LIBS: Path = kafka_local.LIBS
+
+
+def kafka_version() -> str:
+    jars = sorted(KAFKA_LIBS.glob("kafka-clients-*.jar"))
+    return jars[0].stem.removeprefix("kafka-clients-") if jars else "?"
+
+
+# --- the broker --------------------------------------------------------------------------------
+
+
+@dataclass
+class Broker:
+    """A local broker in `data_dir`, started and stopped with scripts/kafka-local."""
+
+    data_dir: Path
+    heap: str = "768m"
+    bootstrap: str = ""
+    restarts: int = 0
+
+    def start(self) -> str:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "kafka_local.py"), "start", "--data-dir", str(self.data_dir),
+             "--heap", self.heap],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(f"kafka-local start failed:\n{out.stderr[-3000:]}")
+        env = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+        self.bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+        return self.bootstrap
+
+    def stop(self) -> None:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "kafka_local.py"), "stop", "--data-dir", str(self.data_dir)],
+            capture_output=True, check=False,
+        )  # fmt: skip
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return dict(json.loads((self.data_dir / "state.json").read_text()))
+
+    @property
+    def pid(self) -> int:
+        return int(self.state["pid"])
+
+    @property
+    def port(self) -> int:
+        return int(self.state["port"])
+
+    def ready(self) -> bool:
+        return bool(kafka_local.metadata_ok("127.0.0.1", self.port))
+
+
+# --- the machine -------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    java = subprocess.run(
+        ["java", "-version"], capture_output=True, text=True, check=False
+    ).stderr.splitlines()
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "java": java[0] if java else "?",
+        "kafka": kafka_version(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# --- memory of a process -----------------------------------------------------------------------
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """The kernel's own peak resident set (VmHWM) of a live process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class RssSampler:
+    """Samples a process's RSS every `interval` seconds in a thread (for plots); the peak comes from
+    the kernel's VmHWM, which sampling cannot miss."""
+
+    pid: int
+    interval: float = 0.1
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(2)
+
+    def _run(self) -> None:
+        try:
+            proc = psutil.Process(self.pid)
+            t0 = time.monotonic()
+            while not self._stop.is_set():
+                self.samples.append((time.monotonic() - t0, proc.memory_info().rss / 2**20))
+                self._stop.wait(self.interval)
+        except psutil.Error:
+            return
+
+    @property
+    def peak_sampled_mb(self) -> float:
+        return max((rss for _, rss in self.samples), default=0.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children."""
+    try:
+        proc = psutil.Process(pid)
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+# --- printing ----------------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a " if ok is None else ("PASS" if ok else "FAIL")
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
