@@ -249,21 +249,30 @@ SHORT_GROUP_TIMEOUTS = {
 }
 
 
+async def _two_workers_slow_client(
+    own_broker: OwnBroker, sandbox: SandboxHandle, prefix: str, tmp_path: Path, client: int
+) -> tuple[WorkerProcess, WorkerProcess]:
+    """Worker A started and B ready to start, both with short group timeouts; the client's pages
+    slowed down so that a run outlasts those timeouts."""
+    a, b = (
+        WorkerProcess(
+            _env(own_broker.bootstrap, prefix, sandbox, tmp_path, name, **SHORT_GROUP_TIMEOUTS),
+            tmp_path / f"{name}.log",
+        )
+        for name in ("a", "b")
+    )
+    a.start()
+    await set_faults(sandbox, [{"kind": "latency", "ms": 400, "routes": ["list"], "clients": [client]}])
+    return a, b
+
+
 async def test_rebalance_mid_run_interrupts_the_run_instead_of_livelocking(
     own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """B joins while A runs a request longer than the rebalance timeout: A interrupts its run at
     once (its partitions are revoked), the group settles, and the partition's owner re-runs it."""
     client = 5200
-    env = {**SHORT_GROUP_TIMEOUTS}
-    a = WorkerProcess(
-        _env(own_broker.bootstrap, topic_prefix, sandbox, tmp_path, "a", **env), tmp_path / "a.log"
-    )
-    b = WorkerProcess(
-        _env(own_broker.bootstrap, topic_prefix, sandbox, tmp_path, "b", **env), tmp_path / "b.log"
-    )
-    a.start()
-    await set_faults(sandbox, [{"kind": "latency", "ms": 400, "routes": ["list"], "clients": [client]}])
+    a, b = await _two_workers_slow_client(own_broker, sandbox, topic_prefix, tmp_path, client)
     counters = {"workers": 2, "rebalances_mid_run": 0}
 
     async def join(round_no: int) -> None:
@@ -296,15 +305,7 @@ async def test_zombie_worker_is_fenced(
     """A freezes mid-run (SIGSTOP) past its session timeout; B takes its partitions and fences A's
     producer; A wakes up (SIGCONT) and must publish nothing more."""
     client = 5400
-    env = {**SHORT_GROUP_TIMEOUTS}
-    a = WorkerProcess(
-        _env(own_broker.bootstrap, topic_prefix, sandbox, tmp_path, "a", **env), tmp_path / "a.log"
-    )
-    b = WorkerProcess(
-        _env(own_broker.bootstrap, topic_prefix, sandbox, tmp_path, "b", **env), tmp_path / "b.log"
-    )
-    a.start()
-    await set_faults(sandbox, [{"kind": "latency", "ms": 400, "routes": ["list"], "clients": [client]}])
+    a, b = await _two_workers_slow_client(own_broker, sandbox, topic_prefix, tmp_path, client)
     counters = {"workers": 2, "zombies": 0}
 
     async def freeze(round_no: int) -> None:
