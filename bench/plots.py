@@ -3,7 +3,8 @@ the number of customers, and the RSS of the worker over time at the largest size
 
     .venv/bin/python -m bench.run --plots [bench/results/A.json ...]   # default: every result file
 
-Where several files measured the same size, the newest wins.
+Where several files measured the same size, the newest wins. Files named `*-before.json` (the bench
+run on the code before the profiling changes) are drawn dashed, as "before".
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ OUT = ROOT / "docs" / "perf"
 def _sizes(files: list[Path]) -> dict[int, dict[str, Any]]:
     by_n: dict[int, dict[str, Any]] = {}
     for f in sorted(files, key=lambda p: p.name):
+        if f.name.endswith("-before.json"):
+            continue
         report = json.loads(f.read_text())
         for size in report.get("sizes", []):
             if "steady" in size and "floors" in size:
@@ -34,6 +37,12 @@ def draw(files: list[Path]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     sizes = _sizes(files)
+    before: dict[int, dict[str, Any]] = {}
+    for f in files:
+        if f.name.endswith("-before.json"):
+            for size in json.loads(f.read_text()).get("sizes", []):
+                if "steady" in size:
+                    before[int(size["n"])] = size
     if not sizes:
         say("no sizes in the result files")
         return []
@@ -56,6 +65,20 @@ def draw(files: list[Path]) -> list[Path]:
         "^-",
         label="worker, first sync (baseline)",
     )
+    if before:
+        bn = sorted(before)
+        for key, marker, color, label in (
+            ("steady", "s--", "C1", "steady state, before profiling"),
+            ("baseline", "^--", "C2", "first sync, before profiling"),
+        ):
+            ax.plot(
+                bn,
+                [before[n][key]["customers_per_s"] for n in bn],
+                marker,
+                color=color,
+                alpha=0.45,
+                label=label,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("customers of the client")
     ax.set_ylabel("customers / s")
@@ -74,6 +97,15 @@ def draw(files: list[Path]) -> list[Path]:
     restore = [s.get("restore_on_start", {}).get("peak_rss_mb") for s in sizes.values()]
     if all(r is not None for r in restore):
         ax.plot(ns, restore, "o-", label="restore on start (empty state dir)")
+    if before:
+        bn = sorted(before)
+        ax.plot(
+            bn,
+            [max(before[n]["baseline"]["peak_rss_mb"], before[n]["steady"]["peak_rss_mb"]) for n in bn],
+            "x--",
+            color="grey",
+            label="before profiling (max of both runs)",
+        )
     ax.axhline(250, color="red", linestyle="--", linewidth=1, label="target 250 MB")
     ax.set_xscale("log")
     ax.set_xlabel("customers of the client")

@@ -1,12 +1,12 @@
 """The benchmark: every figure of issue 9 measured in one run, on one machine, against one sandbox
 and one broker, each printed with its target and PASS/FAIL. Entry point: `scripts/bench`.
 
-    scripts/bench                 # 100,000 and 1,000,000 customers (about 20-30 min on 2 cores)
-    scripts/bench --quick         # 10,000 and 50,000 customers (a few minutes)
-    scripts/bench --sizes 30000,300000 --profile
+    scripts/bench                 # 100,000 and 1,000,000 customers (about 11 min on 2 cores)
+    scripts/bench --quick         # 10,000 and 50,000 customers (under a minute)
+    scripts/bench --sizes 30000,300000 --profile --keep
 
-For each size N (one client of N customers in the sandbox, `totalCount` true so the 10,000 cap
-makes every reader slice by name, as in production):
+For each size N (one client of N customers in the sandbox, `--total-count capped`: the 10,000 cap
+makes every reader slice by name, as in production; see SANDBOX_TOTAL_COUNT):
 
   floor      fetch + parse of every page with the Amili client alone (`bench.client_bench.
              measure_floor`, same API settings and concurrency as the worker) in a fresh process with
@@ -18,7 +18,8 @@ makes every reader slice by name, as in production):
   steady     the sandbox changes 1% of the customers (balance, address, registration status,
              created, deleted); the worker restarted on the same state dir syncs again; the result
              must count exactly the sandbox's changes
-  RSS        the kernel's peak resident set (VmHWM) of each worker process, sampled every 0.1 s too
+  RSS        the kernel's peak resident set (VmHWM) of each worker process, sampled every 0.1 s too;
+             also of a worker started on an empty state dir (restore on start)
 
 For the largest N also: restore of the snapshot partition into an empty cache against a plain
 read_committed consume of the same records, and the worker's transactional publish rate against
@@ -172,11 +173,13 @@ async def restore_on_start(ctx: Context, env: dict[str, str], n: int) -> dict[st
              "AMILI_SYNC_HEALTH_PORT": str(free_port())}  # fmt: skip
     worker = WorkerProcess(fresh, ctx.workdir / f"worker-{n}-restore.log")
     t0 = time.monotonic()
-    await asyncio.to_thread(worker.start, True, 600.0)
-    seconds = time.monotonic() - t0
-    assert worker.proc is not None
-    peak = vm_hwm_mb(worker.proc.pid) or 0.0
-    await asyncio.to_thread(worker.stop)
+    try:
+        await asyncio.to_thread(worker.start, True, 600.0)
+        seconds = time.monotonic() - t0
+        assert worker.proc is not None
+        peak = vm_hwm_mb(worker.proc.pid) or 0.0
+    finally:
+        await asyncio.to_thread(worker.stop)
     return {"seconds_to_ready": round(seconds, 2), "peak_rss_mb": round(peak, 1)}
 
 

@@ -131,11 +131,12 @@ async def measured_run(
     profile_to: Path | None = None,
 ) -> RunFigures:
     """Start the worker, send one request, wait for its result, stop the worker."""
-    await asyncio.to_thread(worker.start, True, 180.0)
-    assert worker.proc is not None
-    pid = worker.proc.pid
-    spy = _start_py_spy(pid, profile_to) if profile_to else None
+    spy = None
     try:
+        await asyncio.to_thread(worker.start, True, 180.0)
+        assert worker.proc is not None
+        pid = worker.proc.pid
+        spy = _start_py_spy(pid, profile_to) if profile_to else None
         async with ResultWaiter(bootstrap, prefix) as waiter:
             cpu0 = cpu_seconds(pid)
             with RssSampler(pid) as sampler:
