@@ -14,7 +14,18 @@ from service.sandbox.testing import SandboxHandle, running_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = [sys.executable, str(ROOT / "scripts" / "kafka_local.py")]
-CLIENTS = {5000: 3_000, 5100: 3_000, 5200: 3_000, 5300: 3_000, 5400: 3_000}
+CLIENTS = {
+    5000: 3_000,
+    5100: 3_000,
+    5200: 3_000,
+    5300: 3_000,
+    5400: 3_000,
+    5500: 200,  # remove / re-create / remove
+    5600: 300,  # failure after the final commit
+    5700: 40,  # suddenly reads as empty
+    5800: 3_000,  # restore failing on assignment
+    5900: 1_000,  # a partition returns after compaction
+}
 
 
 @dataclass
@@ -23,8 +34,17 @@ class OwnBroker:
     bootstrap: str
 
     def restart(self) -> None:
+        self._run("restart")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def start(self) -> None:
+        self._run("start")
+
+    def _run(self, command: str) -> None:
         out = subprocess.run(
-            [*SCRIPT, "restart", "--data-dir", str(self.data_dir)],
+            [*SCRIPT, command, "--data-dir", str(self.data_dir)],
             capture_output=True,
             text=True,
             check=False,

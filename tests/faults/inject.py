@@ -1,0 +1,62 @@
+"""`python -m tests.faults.inject run`: the worker with faults injected where no outside action can
+reach deterministically (the fault suite's own entry point; the service never imports it).
+
+- `AMILI_FAULTS_FAIL_AFTER_COMMIT=N`: the first N runs raise right after their last transaction
+  committed (the request's offset with it), as a crash of the cache write or a bug there would;
+- `AMILI_FAULTS_RESTORE_GATE=path`: the first restore waits until `path` exists, so a test can stop
+  the broker before the restore talks to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import service.worker.app as worker_app
+from service.cli import main
+from service.engine.run import SyncEngine
+
+_fail_after_commit = int(os.environ.get("AMILI_FAULTS_FAIL_AFTER_COMMIT", "0"))
+_restore_gate = os.environ.get("AMILI_FAULTS_RESTORE_GATE")
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def _inject_after_commit() -> None:
+    finish = SyncEngine._finish
+
+    async def finish_then_fail(self: SyncEngine, *args: Any, **kwargs: Any) -> None:
+        global _fail_after_commit
+        await finish(self, *args, **kwargs)
+        if _fail_after_commit > 0:
+            _fail_after_commit -= 1
+            raise InjectedFailure("injected failure after the run's last commit")
+
+    SyncEngine._finish = finish_then_fail  # type: ignore[method-assign]
+
+
+def _gate_first_restore(gate: Path) -> None:
+    restore = worker_app.restore_partitions
+    waited = False
+
+    async def gated(*args: Any, **kwargs: Any) -> dict[int, int]:
+        nonlocal waited
+        if not waited:
+            while not gate.exists():
+                await asyncio.sleep(0.1)
+            waited = True
+        return await restore(*args, **kwargs)
+
+    worker_app.restore_partitions = gated  # type: ignore[assignment]
+
+
+if _fail_after_commit:
+    _inject_after_commit()
+if _restore_gate:
+    _gate_first_restore(Path(_restore_gate))
+sys.exit(main())
