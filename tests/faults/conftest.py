@@ -25,6 +25,8 @@ CLIENTS = {
     5700: 40,  # suddenly reads as empty
     5800: 3_000,  # restore failing on assignment
     5900: 1_000,  # a partition returns after compaction
+    6000: 100,  # fails every time (partition 0 of 3)
+    6100: 100,  # served while 6000 backs off (partition 1 of 3)
 }
 
 

@@ -4,7 +4,9 @@ reach deterministically (the fault suite's own entry point; the service never im
 - `AMILI_FAULTS_FAIL_AFTER_COMMIT=N`: the first N runs raise right after their last transaction
   committed (the request's offset with it), as a crash of the cache write or a bug there would;
 - `AMILI_FAULTS_RESTORE_GATE=path`: the first restore waits until `path` exists, so a test can stop
-  the broker before the restore talks to it.
+  the broker before the restore talks to it;
+- `AMILI_FAULTS_FAIL_CLIENT=clientNo`: every run of that client raises before it reads anything
+  (a failure that is not the API's answer, every time).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from service.engine.run import SyncEngine
 
 _fail_after_commit = int(os.environ.get("AMILI_FAULTS_FAIL_AFTER_COMMIT", "0"))
 _restore_gate = os.environ.get("AMILI_FAULTS_RESTORE_GATE")
+_fail_client = int(os.environ.get("AMILI_FAULTS_FAIL_CLIENT", "0"))
 
 
 class InjectedFailure(RuntimeError):
@@ -55,6 +58,19 @@ def _gate_first_restore(gate: Path) -> None:
     worker_app.restore_partitions = gated  # type: ignore[assignment]
 
 
+def _fail_runs_of(client_no: int) -> None:
+    run = SyncEngine.run
+
+    async def failing_run(self: SyncEngine, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.clientNo == client_no:
+            raise InjectedFailure(f"injected failure of every run of client {client_no}")
+        return await run(self, request, *args, **kwargs)
+
+    SyncEngine.run = failing_run  # type: ignore[method-assign]
+
+
+if _fail_client:
+    _fail_runs_of(_fail_client)
 if _fail_after_commit:
     _inject_after_commit()
 if _restore_gate:

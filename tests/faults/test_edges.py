@@ -228,6 +228,57 @@ async def test_a_client_that_suddenly_reads_as_empty_is_held_without_a_single_ge
     assert len({e["id"] for e in reader.data.events}) == len(reader.data.events)
 
 
+async def test_a_request_failing_every_time_ends_failed_while_other_partitions_are_served(
+    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Every run of client 6000 fails (not the API's answer): it is retried with backoff, then
+    answered `failed` with a DLQ record, and its partition moves on; meanwhile a request of client
+    6100 (another partition), sent after it, is answered during the backoff."""
+    failing, other, bootstrap = 6000, 6100, own_broker.bootstrap
+    worker = one_worker(
+        bootstrap,
+        topic_prefix,
+        sandbox,
+        tmp_path,
+        "a",
+        AMILI_FAULTS_FAIL_CLIENT=str(failing),
+        AMILI_SYNC_SYNC__RETRY_ATTEMPTS="3",
+        AMILI_SYNC_SYNC__RETRY_BACKOFF_INITIAL="3",
+        AMILI_SYNC_SYNC__RETRY_BACKOFF_MAX="6",
+    )
+    worker.module = "tests.faults.inject"
+    worker.start()
+    async with workers(worker), TopicReader(bootstrap, topic_prefix) as reader:
+        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, other)]
+        bad = await send_request(bootstrap, topic_prefix, failing)
+        good = await send_request(bootstrap, topic_prefix, other)
+        results = await reader.wait_results([bad, good], timeout=180)
+        after = await send_request(bootstrap, topic_prefix, failing)  # the partition moved on
+        await reader.wait_results([after], timeout=180)
+        order = [r["requestId"] for r in reader.data.results]
+        dlq = [dict(r.headers) for r in reader.data.dlq]
+        await exactly_once(
+            "request failing every time",
+            bootstrap,
+            topic_prefix,
+            sandbox,
+            reader,
+            other,
+            [good],
+            [],
+            baseline_customers,
+        )
+        log = Counter(str(line.get("event")) for line in log_lines(worker))
+    assert results[bad]["status"] == "failed" and "injected failure" in results[bad]["error"], results[bad]
+    assert results[good]["status"] == "succeeded"
+    assert order.index(good) < order.index(bad), "the other partition waited for the backoff"
+    assert [h["dlq-error-code"] for h in dlq] == [b"retries_exhausted"] * 2
+    assert all(b"injected failure" in h["dlq-error"] for h in dlq)
+    assert (
+        log["request failed"] == 6 and log["request failed every attempt: failed result and DLQ record"] == 2
+    )
+
+
 def readyz_body(worker: WorkerProcess) -> dict[str, Any]:
     """/readyz's body whatever its status (503 while a partition is not ready), {} if unreachable."""
     try:
@@ -300,9 +351,9 @@ async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_
             sandbox,
             reader,
             client,
-            rids[1:],
+            rids,
             changes,
-            [],
+            baseline_customers,
             broker_restarts=1,
         )
         log = log_lines(second)
@@ -320,7 +371,6 @@ async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_
     ]
     assert retried, "the restore never failed: the broker was not down when it started"
     assert started and max(retried) < min(started), "a run started before the partition was restored"
-    assert baseline_customers  # the first worker's baseline is what the second restored
 
 
 async def _set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
