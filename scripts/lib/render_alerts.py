@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         OUTPUT.write_text(text, encoding="utf-8")
         return 0
     if OUTPUT.read_text(encoding="utf-8") != text:
-        print(f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/lib/render_alerts.py --write", file=sys.stderr)
+        print(
+            f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/lib/render_alerts.py --write",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
