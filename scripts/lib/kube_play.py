@@ -1,7 +1,8 @@
 """Turn the chart's rendered manifests into what `podman kube play` runs, and wait on the chart's probes.
 
-    python3 scripts/lib/kube_play.py pod RENDERED.yaml OUT.yaml      # ConfigMap, Secret, PVCs, one Pod
-    python3 scripts/lib/kube_play.py wait OUT.yaml [--timeout 300]     # startup, then readiness probe
+    python3 scripts/lib/kube_play.py pod RENDERED.yaml OUT.yaml       # ConfigMap, PVCs, one Pod; Secrets
+                                                                    # as OUT.yaml.secrets/<name>.json
+    python3 scripts/lib/kube_play.py wait RENDERED.yaml [--timeout 300] # startup, then readiness probe
 
 `pod`: podman plays Pods, Deployments, ConfigMaps, Secrets and PersistentVolumeClaims, not
 StatefulSets. The worker's StatefulSet becomes the Pod its controller would create first: named
@@ -9,7 +10,15 @@ StatefulSets. The worker's StatefulSet becomes the Pod its controller would crea
 cluster), with the template's labels, annotations and spec unchanged, and each volumeClaimTemplate a
 PersistentVolumeClaim `<template>-<pod>` mounted the way the StatefulSet controller mounts it. A
 Deployment's template becomes a Pod the same way. Nothing else of the spec is changed: env, envFrom,
-probes, volumes and securityContext are the chart's.
+probes, volumes and securityContext are the chart's. What podman 4.3 cannot take is adapted, for
+podman only: annotation values longer than 63 characters are left out (it applies the label limit;
+annotations change nothing in how containers run), and the pod runs on the host network
+(`hostNetwork: true`, to reach the local broker and sandbox on 127.0.0.1) without the containers'
+`ports` list, which podman 4.3 turns into host port mappings that host networking refuses; on the
+host network the container's port is the host's port anyway. Secrets are not played: podman 4.3
+stores a played Secret as the YAML it read and then parses it as JSON when a container uses it
+(`secret ... is not valid JSON`), so `pod` writes each Secret's `data` as the JSON object podman
+expects (key -> base64 value), for `podman secret create <name> <file>` before the play.
 
 `wait`: podman runs no readiness probes, so the chart's own probes are evaluated here, the way the
 kubelet does: the startupProbe until it succeeds (at most failureThreshold x periodSeconds), then
@@ -21,6 +30,7 @@ through the container's ports. The pod runs on the host network, so the probe's 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import urllib.error
@@ -67,6 +77,25 @@ def play_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if template["metadata"].get("annotations"):
         metadata["annotations"] = template["metadata"]["annotations"]
     out.append({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    return out
+
+
+def for_podman(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same documents with what podman 4.3 refuses adapted (see the module's docstring);
+    Secrets left out (they go through `podman secret create`)."""
+    out = []
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            continue
+        if doc["kind"] == "Pod":
+            metadata = dict(doc["metadata"])
+            annotations = {k: v for k, v in metadata.pop("annotations", {}).items() if len(v) <= 63}
+            if annotations:
+                metadata["annotations"] = annotations
+            spec = dict(doc["spec"], hostNetwork=True)
+            spec["containers"] = [{k: v for k, v in c.items() if k != "ports"} for c in spec["containers"]]
+            doc = dict(doc, metadata=metadata, spec=spec)
+        out.append(doc)
     return out
 
 
@@ -130,15 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     pod.add_argument("rendered", type=Path)
     pod.add_argument("out", type=Path)
     wait = sub.add_parser("wait")
-    wait.add_argument("played", type=Path)
+    wait.add_argument("rendered", type=Path)
     wait.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
     if args.command == "pod":
-        played = play_documents(_load(args.rendered))
+        documents = play_documents(_load(args.rendered))
+        played = for_podman(documents)
         args.out.write_text(yaml.safe_dump_all(played, sort_keys=False), encoding="utf-8")
-        print(" ".join(f"{d['kind']}/{d['metadata']['name']}" for d in played))
+        secrets = args.out.with_name(args.out.name + ".secrets")
+        secrets.mkdir(exist_ok=True)
+        for doc in documents:
+            if doc["kind"] == "Secret":
+                (secrets / f"{doc['metadata']['name']}.json").write_text(
+                    json.dumps(doc["data"]), encoding="utf-8"
+                )
+        print(" ".join(f"{d['kind']}/{d['metadata']['name']}" for d in documents))
         return 0
-    (the_pod,) = [d for d in _load(args.played) if d["kind"] == "Pod"]
+    (the_pod,) = [d for d in play_documents(_load(args.rendered)) if d["kind"] == "Pod"]
     ready, detail = wait_ready(the_pod, time.monotonic() + args.timeout)
     if not ready:
         print(detail, file=sys.stderr)

@@ -93,3 +93,23 @@ def test_wait_reports_a_pod_that_never_gets_ready(helm: Helm, health_port: int) 
     ready, detail = kube_play.wait_ready(_pod(helm, health_port), time.monotonic() + 3)
     assert not ready
     assert "/readyz" in detail and "503" in detail
+
+
+def test_podman_adaptations_touch_only_what_podman_refuses(helm: Helm) -> None:
+    documents = kube_play.play_documents(helm.scenario("all-on"))
+    played = kube_play.for_podman(documents)
+    assert [d["kind"] for d in played] == ["ConfigMap", "PersistentVolumeClaim", "Pod"], (
+        "Secrets go separately"
+    )
+    before, after = documents[-1], played[-1]
+    assert after["spec"]["hostNetwork"] is True
+    assert all("ports" not in c for c in after["spec"]["containers"])
+    assert [{k: v for k, v in c.items() if k != "ports"} for c in before["spec"]["containers"]] == after[
+        "spec"
+    ]["containers"], "env, probes, volume mounts and security context unchanged"
+    assert {k: v for k, v in after["spec"].items() if k != "containers" and k != "hostNetwork"} == {
+        k: v for k, v in before["spec"].items() if k != "containers"
+    }
+    kept = after["metadata"].get("annotations", {})
+    assert "checksum/config" not in kept and all(len(v) <= 63 for v in kept.values())
+    assert kept == {k: v for k, v in before["metadata"]["annotations"].items() if len(v) <= 63}
