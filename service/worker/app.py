@@ -180,7 +180,10 @@ class Worker:
         log.warning(
             "request failed", partition=partition, offset=offset, attempt=attempt, error=reason, exc_info=exc
         )
-        if attempt >= self.settings.sync.retry_attempts:
+        # answered already (the failure came after the last commit): no `failed` result on top; the
+        # backoff below restores the partition, and the redelivered request is skipped
+        answered = publisher.consumed_next.get((record.topic, partition), -1) > offset
+        if attempt >= self.settings.sync.retry_attempts and not answered:
             try:
                 await self._give_up(record, publisher, reason)
                 self.attempts.pop((partition, offset), None)

