@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from service.config import Settings, SettingsError, load_settings, render_env_example, render_markdown_table
 from service.logs import configure_logging
@@ -31,8 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the worker (consumes fetch requests, publishes change events)")
 
-    req = sub.add_parser("request", help="send a fetch request for a client")
-    req.add_argument("--client", type=int, required=True, help="Amili client number")
+    req = sub.add_parser("request", help="send fetch requests, one per client")
+    req.add_argument(
+        "--client",
+        type=int,
+        action="append",
+        default=[],
+        help="Amili client number; repeatable (one request per client)",
+    )
+    req.add_argument(
+        "--clients-file",
+        type=Path,
+        metavar="PATH",
+        help="file of client numbers, one per line (blank lines and # comments skipped)",
+    )
     req.add_argument(
         "--filter",
         action="append",
@@ -46,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="wait up to this long for the run result and print it",
+        help="wait up to this long for the run results and print them",
     )
 
     tail = sub.add_parser("tail", help="print events (read_committed), one line each")
@@ -123,9 +136,22 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_worker(settings)
     if args.command == "request":
-        from service.kafka.requests import send_request
+        from service.kafka.requests import ClientListError, read_clients_file, send_requests, unique
 
-        return await send_request(settings, args.client, parse_filters(args.filter), args.reason, args.wait)
+        try:
+            clients = unique(
+                [*args.client, *(read_clients_file(args.clients_file) if args.clients_file else [])]
+            )
+        except ClientListError as exc:
+            print(f"amili-sync request: {exc}", file=sys.stderr)
+            return 2
+        if not clients:
+            print(
+                "amili-sync request: no client: give --client N (repeatable) or --clients-file",
+                file=sys.stderr,
+            )
+            return 2
+        return await send_requests(settings, clients, parse_filters(args.filter), args.reason, args.wait)
     if args.command == "tail":
         from service.kafka.tail import tail
 
