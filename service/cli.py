@@ -19,6 +19,7 @@ from pathlib import Path
 
 from service.config import Settings, SettingsError, load_settings, render_env_example, render_markdown_table
 from service.logs import configure_logging
+from service.version import VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="amili-sync",
         description="Sync Amili ARM customers to per-customer Kafka change events, exactly once.",
     )
+    parser.add_argument("--version", action="version", version=f"amili-sync {VERSION}")
     sub = parser.add_subparsers(
         dest="command", metavar="{run,request,tail,sync,sandbox,config}", required=True
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from service.version import VERSION
+
 PAGES_FETCHED = Counter("amili_sync_pages_fetched_total", "ARM pages fetched and parsed", ["client_no"])
 CUSTOMERS_READ = Counter("amili_sync_customers_read_total", "Customers read from the ARM API", ["client_no"])
 API_CALLS = Counter("amili_sync_api_calls_total", "ARM API calls by HTTP status (or error kind)", ["status"])
@@ -32,3 +34,5 @@ DLQ_RECORDS = Counter("amili_sync_dlq_records_total", "Requests sent to the dead
 RUN_IN_PROGRESS = Gauge(
     "amili_sync_run_in_progress", "1 while a run for the client is in progress", ["client_no"]
 )
+BUILD_INFO = Gauge("amili_sync_build_info", "Always 1; the version of the running worker", ["version"])
+BUILD_INFO.labels(VERSION).set(1)

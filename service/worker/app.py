@@ -45,7 +45,8 @@ from service.metrics import DLQ_RECORDS, PARTITIONS_OWNED
 from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, MalformedRequest, parse_request
-from service.worker.contract import TITLE, VERSION, declare_publishers, subscriber_options
+from service.version import VERSION
+from service.worker.contract import TITLE, declare_publishers, subscriber_options
 from service.worker.engine import RequestPosition, SyncEngine
 from service.worker.health import HealthServer
 
