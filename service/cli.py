@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service import tracing
 from service.config import Settings, SettingsError, load_settings, render_env_example, render_markdown_table
 from service.logs import configure_logging
 from service.version import VERSION
@@ -124,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"amili-sync: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format.value, settings.log_level)
-    return asyncio.run(_dispatch(args, settings))
+    tracing.configure_tracing()  # only when OTEL_* variables ask for it
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    finally:
+        tracing.shutdown_tracing()  # export the spans still buffered
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

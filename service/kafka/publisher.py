@@ -21,6 +21,8 @@ import aiokafka.producer.sender
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
+from service import tracing
+
 # Right after a commit the broker is still writing the transaction's markers, and the next
 # transaction's first AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS; aiokafka then waits a
 # fixed 20 ms (`BACKOFF_OVERRIDE`, KAFKA-5477) before asking again, which made every transaction
@@ -77,6 +79,23 @@ class PartitionPublisher:
         """Send `records` (and the consumer offsets) in one transaction; abort on any error."""
         producer = self.producer
         last: dict[tuple[str, int], int] = {}
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.batch.message_count": len(records),
+            "amili.transactional_id": self.transactional_id,
+        }
+        with tracing.span("kafka transaction", attributes, "producer"):  # a child of the run's span
+            await self._commit(producer, records, offsets, group_id, last)
+        return Committed(last)
+
+    @staticmethod
+    async def _commit(
+        producer: AIOKafkaProducer,
+        records: list[OutRecord],
+        offsets: dict[TopicPartition, int] | None,
+        group_id: str | None,
+        last: dict[tuple[str, int], int],
+    ) -> None:
         async with producer.transaction():
             by_tp: dict[tuple[str, int], list[OutRecord]] = {}
             counts: dict[str, int] = {}
@@ -112,4 +131,3 @@ class PartitionPublisher:
                 end = meta.offset + n - 1
                 if end > last.get(k, -1):
                     last[k] = end
-        return Committed(last)

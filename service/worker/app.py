@@ -28,6 +28,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
 
+from service import tracing
 from service.amili import (
     AmiliBadRequest,
     AmiliClient,
@@ -115,6 +116,7 @@ class Worker:
             request_timeout_ms=settings.kafka.request_timeout_ms,
             graceful_timeout=30.0,
             logger=logging.getLogger("faststream.worker"),  # through structlog, like every other line
+            middlewares=tracing.faststream_middlewares(),  # the request message's span (tracing on)
             log_level=logging.DEBUG,  # "Received"/"Processed" per message only at debug level
         )
         self.subscriber = self.broker.subscriber(
@@ -203,6 +205,12 @@ class Worker:
                 task.cancel()
 
     async def process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
+        """One request message: its run (or its way to the DLQ), in the run's span."""
+        attributes = {"messaging.kafka.partition": record.partition, "messaging.kafka.offset": record.offset}
+        with tracing.run_span(record.headers, attributes):
+            await self._process(record, publisher)
+
+    async def _process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
         settings = self.settings
         position = RequestPosition(
             TopicPartition(record.topic, record.partition), record.offset, settings.kafka.group_id
