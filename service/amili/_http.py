@@ -221,7 +221,7 @@ class Caller:
                         stats.retry(last.cause)
                         log.warning(
                             "amili.retry",
-                            client_no=client_no,
+                            clientNo=client_no,
                             method=method,
                             path=path,
                             cause=last.describe(),

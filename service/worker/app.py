@@ -19,6 +19,7 @@ import logging
 import signal
 from typing import Any
 
+import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
@@ -193,7 +194,12 @@ class Worker:
             await publisher.commit([dlq_record(settings, record, exc.code, str(exc))], position)
             DLQ_RECORDS.labels(exc.code).inc()
             return
-        await self.run_request(request, record, publisher, position)
+        # every log line of the run (engine, API reader, publisher) carries the request id and the
+        # client; the binding lives in this task's context and ends with it
+        with structlog.contextvars.bound_contextvars(
+            requestId=str(request.requestId), clientNo=request.clientNo
+        ):
+            await self.run_request(request, record, publisher, position)
 
     async def run_request(
         self,
