@@ -3,10 +3,12 @@ topic, a partition mismatch or a non-compacted snapshot topic stops `amili-sync 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,6 +28,7 @@ async def create_topics(
     snapshot_partitions: int = PARTITIONS,
     snapshot_policy: str = "compact",
 ) -> None:
+    names = [name for name in topics.all_topics() if name != skip]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -39,12 +42,16 @@ async def create_topics(
                     if name == topics.snapshot_topic
                     else {},
                 )
-                for name in topics.all_topics()
-                if name != skip
+                for name in names
             ]
         )
     finally:
         await admin.close()
+    # the broker's metadata lags its controller a little: wait until the topics are listed
+    deadline = time.monotonic() + 30
+    while not set(names) <= await existing_topics(bootstrap, topics.prefix):
+        assert time.monotonic() < deadline, "created topics never listed"
+        await asyncio.sleep(0.2)
 
 
 async def existing_topics(bootstrap: str, prefix: str) -> set[str]:
