@@ -156,6 +156,15 @@ def run_span(
         yield current
 
 
+def annotate(attributes: Mapping[str, AttributeValue]) -> None:
+    """Set attributes on the current span (no-op when tracing is off)."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+
+    trace.get_current_span().set_attributes(dict(attributes))
+
+
 def current_traceparent() -> str | None:
     """The W3C `traceparent` of the current span, None when tracing is off or no span is current."""
     if _tracer is None:

@@ -196,6 +196,7 @@ class Worker:
             return
         # every log line of the run (engine, API reader, publisher) carries the request id and the
         # client; the binding lives in this task's context and ends with it
+        tracing.annotate({"amili.request_id": str(request.requestId), "amili.client_no": request.clientNo})
         with structlog.contextvars.bound_contextvars(
             requestId=str(request.requestId), clientNo=request.clientNo
         ):

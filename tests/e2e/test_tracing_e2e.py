@@ -81,6 +81,7 @@ class OtlpReceiver:
                                 "span_id": s.span_id.hex(),
                                 "parent_span_id": s.parent_span_id.hex(),
                                 "service": service,
+                                "attributes": {a.key: a.value.string_value for a in s.attributes},
                             }
                         )
 
@@ -184,6 +185,7 @@ async def test_a_request_trace_continues_through_the_run_api_calls_transactions_
     names = [s["name"] for s in spans]
     [run] = [s for s in spans if s["name"] == "amili-sync run"]
     assert run["service"] == "amili-customer-sync"
+    assert run["attributes"]["amili.request_id"] == rid
     # the run continues the request's trace: under FastStream's span of the request message, whose
     # parent is the request's traceparent
     [process] = [s for s in spans if s["span_id"] == run["parent_span_id"]]

@@ -57,6 +57,7 @@ async def test_the_run_continues_the_request_trace_and_api_calls_are_its_childre
         with tracing.span("kafka transaction", {"messaging.batch.message_count": 2}, "producer"):
             pass
         traceparent = tracing.current_traceparent()
+        tracing.annotate({"amili.client_no": 2218})
     finished = {s.name: s for s in spans.get_finished_spans()}
     run = finished["amili-sync run"]
     assert format(run.context.trace_id, "032x") == TRACE_ID
@@ -64,6 +65,7 @@ async def test_the_run_continues_the_request_trace_and_api_calls_are_its_childre
     assert format(run.parent.span_id, "016x") == PARENT_ID
     assert run.attributes is not None
     assert run.attributes["messaging.kafka.offset"] == 7
+    assert run.attributes["amili.client_no"] == 2218
     for name, kind in (("amili token", SpanKind.CLIENT), ("amili one", SpanKind.CLIENT)):
         child = finished[name]
         assert child.kind == kind
