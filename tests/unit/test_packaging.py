@@ -113,3 +113,16 @@ def test_version_flag_and_no_other_copy_of_the_version(capsys: pytest.CaptureFix
     quoted = f'"{VERSION}"'
     copies = [p for p in (ROOT / "service").rglob("*.py") if quoted in p.read_text()]
     assert copies == []
+
+
+def test_the_copies_outside_python_follow_pyproject() -> None:
+    """Helm needs the chart's appVersion in Chart.yaml, and the image's version label is a build
+    argument: both are checked against pyproject.toml rather than trusted."""
+    import re
+
+    import yaml
+
+    chart = yaml.safe_load((ROOT / "deploy" / "helm" / "amili-customer-sync" / "Chart.yaml").read_text())
+    assert chart["appVersion"] == pyproject_version()
+    default = re.search(r"^ARG VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert default is None or default.group(1) == pyproject_version()
