@@ -194,9 +194,12 @@ class AmiliClient:
                 if await self.get_customer(client_no, customer_no) is None:
                     absent.append((index, customer_no))
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(width):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(width):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the first failure; the others were cancelled
         return [no for _, no in sorted(absent)]
 
     # -- used by CustomerRead ------------------------------------------------------------------------

@@ -24,6 +24,10 @@ from .errors import AmiliBadData
 from .models import MAX_BODY_BYTES, Customer, CustomerList, extra_problem
 
 _JSON_ERRORS = {"json_invalid", "json_type"}
+# JSON the parser refuses for what it is, not for how it arrived: retrying cannot help
+_DETERMINISTIC = ("recursion limit",)
+# the names pydantic gives the members of a union in an error's location, not fields
+_UNION_TAGS = {"float", "int", "str", "bool", "none", "list", "dict"}
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -32,7 +36,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part.isidentifier():
+        elif part.isidentifier() and part not in _UNION_TAGS:
             text += f".{part}" if text else part
     return text or "body"
 
@@ -77,6 +81,8 @@ def parse_list(body: bytes, what: str = "customer list") -> CustomerList:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if errors and errors[0]["type"] in _JSON_ERRORS:
+            if any(text in errors[0]["msg"] for text in _DETERMINISTIC):
+                raise AmiliBadData(what, "body", errors[0]["msg"]) from None
             raise Malformed(f"{what}: {errors[0]['msg']} (body of {len(body)} bytes)") from None
         raise _shape_error(what, exc) from None
     _check_extras(answer, what)
@@ -104,6 +110,8 @@ def parse_customer(body: bytes, what: str = "customer") -> Customer:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:
+            raise AmiliBadData(what, "body", exc.msg) from None
         raise Malformed(f"{what}: {exc.msg} (body of {len(body)} bytes)") from None
     if isinstance(data, dict) and "customerNo" not in data:
         if isinstance(data.get("customer"), dict):

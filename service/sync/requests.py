@@ -163,6 +163,8 @@ def _code(exc: ValidationError) -> str:
         return "out_of_range"
     if "string_too_long" in types:
         return "too_long"
+    if "string_too_short" in types:
+        return "too_short"
     return "invalid"
 
 
