@@ -141,6 +141,7 @@ KINDS: dict[str, tuple[Maker, str]] = {
     "not_object": (_raw(_not_object), "bad_json"),
     "empty_body": (_raw(lambda c, r: b""), "bad_json"),
     "no_key": (_raw(lambda c, r: _dumps(good_body(c, r)), key=False), "no_key"),
+    "null_value": (lambda c, r: (str(c).encode(), None), "empty"),
     "key_mismatch": (_key_mismatch, "key_mismatch"),
     "key_with_leading_zeros": (_long_key, "key_mismatch"),
 }
