@@ -172,7 +172,7 @@ class AmiliClient:
                 excerpt = self._redactor.excerpt(response.content)
                 raise AmiliGatewayNotFound(client_no, "/" + path, 404, excerpt)
             self._check(response, client_no, path)
-            return parse_customer(response.content, f"client {client_no}: GET one customer")
+            return parse_customer(response.content, f"client {client_no}: GET one customer {customer_no}")
 
         return await self._api_call(client_no, path, {}, handle, CallStats())
 

@@ -45,7 +45,8 @@ def _shape_error(what: str, exc: ValidationError) -> AmiliBadData:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     field = _field(first["loc"])
-    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    others = len({_field(e["loc"]) for e in errors}) - 1  # a union's members report the same field
+    more = f" (and {others} more field(s))" if others else ""
     return AmiliBadData(what, field, f"{first['msg'].removeprefix('Value error, ')}{more}")
 
 

@@ -292,3 +292,24 @@ async def test_confirm_absent_keeps_at_most_concurrency_gets_in_flight() -> None
     assert sorted(absent) == sorted(expected)
     assert absent[0] == "gone-0"  # in the order given
     assert BASE.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("variant", "field"),
+    [("wrong_type", "balanceTotal"), ("int_overflow", "accountNo"), ("nan", None)],
+)
+async def test_a_poison_get_one_answer_is_an_error_not_a_customer(
+    sandbox: SandboxHandle, variant: str, field: str | None
+) -> None:
+    control(sandbox, "POST", "/reset")
+    control(
+        sandbox, "POST", "/faults", {"faults": [{"kind": "poison", "variant": variant, "routes": ["one"]}]}
+    )
+    async with AmiliClient(api_settings(sandbox)) as amili:
+        with pytest.raises(AmiliProtocolError) as info:
+            await amili.get_customer(CLIENT, "1000001")
+    assert f"client {CLIENT}" in str(info.value)
+    if field is not None:
+        assert isinstance(info.value, AmiliBadData) and info.value.field == field
+        assert "GET one customer 1000001" in str(info.value) and "more field" not in str(info.value)
+    control(sandbox, "POST", "/reset")
