@@ -151,6 +151,12 @@ class SlicingStrategy(StrEnum):
     FILTER_SETS = "filter-sets"
 
 
+class CustomerNoSlicing(StrEnum):
+    OFF = "off"
+    ON = "on"
+    AUTO = "auto"
+
+
 class ApiSettings(_Group):
     base_url: str = Field("http://127.0.0.1:8700/arm/v1", description="ARM API base URL, ending in /arm/v1")
     token: SecretStr | None = Field(None, description="Static bearer token (instead of client credentials)")
@@ -182,6 +188,11 @@ class ApiSettings(_Group):
     slice_filter_sets: list[dict[str, str]] = Field(
         default_factory=list,
         description='JSON list of filter sets for filter-sets slicing, e.g. [{"customercategory":"CONS"}]',
+    )
+    slice_customerno: CustomerNoSlicing = Field(
+        CustomerNoSlicing.AUTO,
+        description="Split a slice that names cannot separate by customerno prefix: off, on (the API matches "
+        "customerno as a prefix) or auto (asked once)",
     )
 
     @model_validator(mode="after")
