@@ -138,6 +138,9 @@ class Sample:
     names: Sequence[str | None] = ()
     customer_nos: Sequence[str] = ()
     true_totals: bool = False  # totalCount > maximumCount: the API reports true counts
+    # how often each (folded) character was seen in the names of the read so far: probes go in
+    # this order (a letter seen everywhere before a digit never seen), then in alphabet order
+    prior: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,10 +220,14 @@ class Planner:
         order = list(dict.fromkeys(learned + ([] if sample.true_totals else static)))
         taken = set(order)
         probes: list[str] = []
-        if sample.true_totals:
-            rest = static + self._expand(prefix, self.broad) if prefix else static + list(self.broad)
-            probes = [p for p in dict.fromkeys(rest) if p not in taken]
         unmatched = [n for n in sample.names if self._unreachable(n, prefix)]
+        if sample.true_totals:
+            # names the sample shows no child can match are part of the shortfall whatever is probed:
+            # then only the static alphabet is probed, not the broad set
+            rest = static
+            if not unmatched:
+                rest = static + (self._expand(prefix, self.broad) if prefix else list(self.broad))
+            probes = self._by_prior([p for p in dict.fromkeys(rest) if p not in taken], sample.prior)
         cut = sorted({fold(n or "")[: len(prefix) + 2] for n in unmatched})
         return Split(
             "name",
@@ -229,6 +236,11 @@ class Planner:
             unmatched=len(unmatched),
             unmatched_prefixes=cut[:8],
         )
+
+    @staticmethod
+    def _by_prior(prefixes: list[str], prior: Mapping[str, int]) -> list[str]:
+        """Stable sort by how often the added character was seen (its last character)."""
+        return sorted(prefixes, key=lambda p: -prior.get(p[-1], 0))
 
     def _learned(self, prefix: str, sample: Sample, known: KnownNames) -> list[str]:
         """Child prefixes from the sample and the known names, most frequent in the sample first."""
@@ -292,6 +304,7 @@ class Planner:
         digits = list(string.digits)
         children = list(dict.fromkeys(learned + digits))
         probes = [c for c in self.broad if c not in children] if sample.true_totals else []
+        probes = [p[-1] for p in self._by_prior([prefix + c for c in probes], sample.prior)]
         equal = sum(1 for no in sample.customer_nos if fold(no) == prefix)
         return Split(
             "customerno",

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -134,6 +135,7 @@ class CustomerRead:
         self._known = known
         self._true_totals = False  # seen totalCount > maximumCount: the API reports true totals
         self._probe_lock = asyncio.Lock()
+        self._prior: Counter[str] = Counter()
         self._fetcher = fetcher
         self._strategy = strategy
         self._client_no = client_no
@@ -300,7 +302,17 @@ class CustomerRead:
 
     def _sample(self, answer: CustomerList, true_totals: bool) -> Sample:
         customers = answer.customers
-        return Sample([c.name for c in customers], [c.customerNo for c in customers], true_totals)
+        names = [c.name for c in customers]
+        return Sample(names, [c.customerNo for c in customers], true_totals, self._prior)
+
+    def _learn_prior(self, sample: Sample) -> None:
+        """Count the characters of sampled names (and customerNos): the order probes are tried in."""
+        counts = self._prior
+        for name in sample.names:
+            if name:
+                counts.update(fold(name))
+        for number in sample.customer_nos:
+            counts.update(fold(number))
 
     async def _before_open(self, sl: _Slice, answer: CustomerList) -> None:
         """Ask the API once whether `customerno` is a prefix match, when a split would use it."""
@@ -344,6 +356,7 @@ class CustomerRead:
             if sl is self._root:
                 self.report.expected_total = total
         sample = self._sample(answer, self._true_totals)
+        self._learn_prior(sample)
         plan = (
             self._strategy.split(sl.filters, sl.level, sample, self._known)
             if sl.level < MAX_SPLIT_LEVEL
