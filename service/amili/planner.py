@@ -29,10 +29,13 @@ reader's duplicate-customerNo guard then stops the read instead of publishing tw
   that starts with whitespace, has two whitespace characters in a row at the split point, ends in
   whitespace right after the prefix, is empty or missing, or is exactly equal to the prefix is not
   matched by any child.
-* Such names on the sample are counted (`Split.unmatched`). When the API matches `customerno` as a
-  prefix, a slice with such names is split by customerNo prefix instead (digits: a closed alphabet,
-  and customer numbers are unique, so the children cover the parent whatever the names are).
-  Otherwise they remain a shortfall (true totals: an exact count) or a reported gap (capped).
+* Such names on the sample are counted (`Split.unmatched`); they remain a shortfall (true totals:
+  an exact count) or a reported gap (capped).
+
+**By customerNo.** When the API matches `customerno` as a prefix (setting `slice_customerno=on`, or
+`auto` and the reader's one probe said so), every split goes by customerNo prefix instead: numbers
+are unique and their alphabet is closed (digits first; any other character seen or probed), so the
+children cover the parent whatever the names are, and the probes find any other character.
 """
 
 from __future__ import annotations
@@ -180,13 +183,10 @@ class Planner:
     # -- decisions --------------------------------------------------------------------------------------
 
     def wants_customerno(self, filters: Mapping[str, str], sample: Sample) -> bool:
-        """Would this split go by customerNo if the API matched it as a prefix?"""
-        if "customerno" in filters:
-            return True
-        prefix = fold(filters.get("name", ""))
-        if len(prefix) >= self.max_prefix_length:
-            return True
-        return any(self._unreachable(name, prefix) for name in sample.names)
+        """Would this split go by customerNo if the API matched it as a prefix? Always: customer
+        numbers are unique and (mostly) digits, so their prefixes cover a slice whatever its names are
+        (the caller asks the API once whether it matches `customerno` as a prefix)."""
+        return True
 
     def split(self, filters: Mapping[str, str], sample: Sample, known: KnownNames = NO_NAMES) -> Split | None:
         """The split of a truncated slice, or None when it cannot be split further."""

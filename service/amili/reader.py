@@ -62,6 +62,7 @@ MAX_SPLIT_LEVEL = 48
 PROBE_BATCH = 8  # probes sent at once while a shortfall remains
 MAX_GAPS = 16  # gap entries kept in the report (each a few hundred bytes at most)
 GAP_TEXT = 32  # characters of a prefix kept in a gap entry
+MAX_POOL = 20_000  # sampled names a slice passes on to its children
 _PAGE, _SLICE = 0, 1  # work priorities: finish open queries before starting new slices
 
 
@@ -92,6 +93,7 @@ class _Slice:
     unmatched: int = 0  # sampled customers no child can match
     unmatched_prefixes: list[str] = field(default_factory=list)
     shortfall: int = 0  # true totals: customers of this split slice its children do not hold
+    pool: list[str] = field(default_factory=list)  # folded sampled names of this slice and its ancestors
     query_id: str | None = None
     generation: int = 0
     restarts: int = 0
@@ -305,6 +307,14 @@ class CustomerRead:
         names = [c.name for c in customers]
         return Sample(names, [c.customerNo for c in customers], true_totals, self._prior)
 
+    @staticmethod
+    def _inherited(sl: _Slice) -> list[str]:
+        parent = sl.parent
+        if parent is None or not parent.pool:
+            return []
+        prefix = fold(sl.filters.get("name", ""))
+        return [n for n in parent.pool if n.startswith(prefix)][:MAX_POOL]
+
     def _learn_prior(self, sample: Sample) -> None:
         """Count the characters of sampled names (and customerNos): the order probes are tried in."""
         counts = self._prior
@@ -341,9 +351,8 @@ class CustomerRead:
         except AmiliBadRequest:
             found = None
         folded = fold(value)
-        prefix = found is not None and any(
-            fold(c.customerNo).startswith(folded) and fold(c.customerNo) != folded for c in found.customers
-        )
+        numbers = [fold(c.customerNo) for c in found.customers] if found is not None else []
+        prefix = all(n.startswith(folded) for n in numbers) and any(n != folded for n in numbers)
         log.info("amili.customerno_probe", client_no=self._client_no, prefix_match=prefix)
         return prefix
 
@@ -357,6 +366,10 @@ class CustomerRead:
                 self.report.expected_total = total
         sample = self._sample(answer, self._true_totals)
         self._learn_prior(sample)
+        # the samples of the ancestors that fall under this slice teach it too (rare characters that
+        # one page of 1,000 misses are often on another)
+        sl.pool = self._inherited(sl) + [fold(n) for n in sample.names if n]
+        sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior)
         plan = (
             self._strategy.split(sl.filters, sl.level, sample, self._known)
             if sl.level < MAX_SPLIT_LEVEL
