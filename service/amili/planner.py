@@ -216,7 +216,8 @@ class Planner:
         if len(prefix) >= self.max_prefix_length:
             return None
         learned = self._learned(prefix, sample, known)
-        static = self._static(prefix)
+        spaced = any(c[len(prefix) : len(prefix) + 1].isspace() for c in learned)
+        static = self._static(prefix, spaced)
         order = list(dict.fromkeys(learned + ([] if sample.true_totals else static)))
         taken = set(order)
         probes: list[str] = []
@@ -272,13 +273,16 @@ class Planner:
             return False  # never a filter value that starts with whitespace (it may be trimmed)
         return not child[-1].isspace()
 
-    def _static(self, prefix: str) -> list[str]:
+    def _static(self, prefix: str, spaced: bool = True) -> list[str]:
+        """The static alphabet after `prefix`; a space only where names are seen to continue with one
+        (`spaced`): a word then follows, and its first characters are tried too."""
         if not prefix:
             return list(self.first)
         out: list[str] = []
         for char in self.alphabet:
             if char.isspace():
-                out.extend(self._expand(prefix, self.words))
+                if spaced:
+                    out.extend(prefix + char + c for c in self.words)
             else:
                 out.append(prefix + char)
         return out

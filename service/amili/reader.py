@@ -449,6 +449,9 @@ class CustomerRead:
             shortfall = sl.true_total - held
             if shortfall > 0 and sl.probes:
                 batch, sl.probes = sl.probes[:PROBE_BATCH], sl.probes[PROBE_BATCH:]
+                log.debug(
+                    "amili.probing", client_no=self._client_no, slice=sl.describe(), shortfall=shortfall
+                )
                 self._spawn(sl, batch, probe=True)
                 return
             sl.probes = []
