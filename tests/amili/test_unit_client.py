@@ -649,3 +649,39 @@ async def test_no_secret_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> 
     assert "amili.retry" in text and "stamina.retry_scheduled" in text
     assert CLIENT_SECRET not in text
     assert "tok-" not in text.replace("Bearer ***", "")
+
+
+async def test_cancelled_consumer_leaves_no_fetch_task_running() -> None:
+    fake = FakeArm({CLIENT: make_customers(400)})
+    async with AmiliClient(
+        unit_settings(concurrency=3, maximum_count=1000), transport=fake.transport()
+    ) as amili:
+        got_page = asyncio.Event()
+
+        async def consume() -> None:
+            read = amili.read(CLIENT)
+            try:
+                async for _page in read:
+                    got_page.set()
+                    await asyncio.sleep(3600)  # the consumer holds a page when it is cancelled
+            finally:
+                await read.aclose()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(got_page.wait(), 10)
+        assert any(t.get_name().startswith("amili-read-") for t in asyncio.all_tasks())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]
+
+
+async def test_read_as_context_manager_stops_its_tasks() -> None:
+    fake = FakeArm({CLIENT: make_customers(300)})
+    async with AmiliClient(
+        unit_settings(concurrency=2, maximum_count=1000), transport=fake.transport()
+    ) as amili:
+        async with amili.read(CLIENT) as read:
+            async for _page in read:
+                break
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]
