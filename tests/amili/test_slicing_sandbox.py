@@ -142,6 +142,7 @@ def test_customerno_prefix_dimension_reads_what_names_cannot(sandbox: SandboxHan
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_full_size_dense_client_at_the_real_cap() -> None:
     """200,000 customers, dense families of every kind, the real 10,000 cap, true totals."""
     with running_sandbox({DENSE: 200_000}, seed=7, extra_args=["--name-mix", "dense"]) as sb:

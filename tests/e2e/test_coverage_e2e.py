@@ -184,6 +184,7 @@ async def test_slices_that_cannot_complete_still_write_run_state(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 async def test_full_size_dense_client(kafka_broker: KafkaBroker, topic_prefix: str, tmp_path: Path) -> None:
     """200,000 customers with dense families of every kind at the real 10,000 cap: proven, each
     customer baseline-published exactly once, then exactly the changes."""
