@@ -196,7 +196,7 @@ class CustomerRead:
         ]
         log.info(
             "amili.read_started",
-            client_no=self._client_no,
+            clientNo=self._client_no,
             filters=self._root.filters,
             concurrency=self._concurrency,
             slicing=self._strategy.name,
@@ -353,7 +353,7 @@ class CustomerRead:
         folded = fold(value)
         numbers = [fold(c.customerNo) for c in found.customers] if found is not None else []
         prefix = all(n.startswith(folded) for n in numbers) and any(n != folded for n in numbers)
-        log.info("amili.customerno_probe", client_no=self._client_no, prefix_match=prefix)
+        log.info("amili.customerno_probe", clientNo=self._client_no, prefix_match=prefix)
         return prefix
 
     def _open_truncated(self, sl: _Slice, answer: CustomerList, total: int, cap: int) -> bool:
@@ -383,7 +383,7 @@ class CustomerRead:
             self.report.discarded_pages += 1
             log.info(
                 "amili.slice_split",
-                client_no=self._client_no,
+                clientNo=self._client_no,
                 slice=sl.describe(),
                 total_count=total,
                 maximum_count=cap,
@@ -401,7 +401,7 @@ class CustomerRead:
             f"read capped, the rest is missing"
         )
         self._gap("capped", sl, total - cap, exact=sl.true_total is not None)
-        log.warning("amili.slice_capped", client_no=self._client_no, slice=sl.describe(), total_count=total)
+        log.warning("amili.slice_capped", clientNo=self._client_no, slice=sl.describe(), total_count=total)
         return self._open_pages(sl, answer, total, cap)
 
     def _open_pages(self, sl: _Slice, answer: CustomerList, total: int, cap: int) -> bool:
@@ -449,9 +449,7 @@ class CustomerRead:
             shortfall = sl.true_total - held
             if shortfall > 0 and sl.probes:
                 batch, sl.probes = sl.probes[:PROBE_BATCH], sl.probes[PROBE_BATCH:]
-                log.debug(
-                    "amili.probing", client_no=self._client_no, slice=sl.describe(), shortfall=shortfall
-                )
+                log.debug("amili.probing", clientNo=self._client_no, slice=sl.describe(), shortfall=shortfall)
                 self._spawn(sl, batch, probe=True)
                 return
             sl.probes = []
@@ -485,7 +483,7 @@ class CustomerRead:
             )
         log.warning(
             "amili.coverage_gap",
-            client_no=self._client_no,
+            clientNo=self._client_no,
             kind=kind,
             slice=sl.describe(),
             missing=missing,
@@ -527,7 +525,7 @@ class CustomerRead:
             self.report.query_restarts += 1
             self._stats.retry("query_expired")
             log.warning(
-                "amili.query_expired", client_no=self._client_no, slice=sl.describe(), action="restart"
+                "amili.query_expired", clientNo=self._client_no, slice=sl.describe(), action="restart"
             )
             answer = await self._fetcher.list_first(self._client_no, sl.filters, self._stats)
             summary = answer.summary
@@ -588,7 +586,7 @@ class CustomerRead:
         if customers:
             CUSTOMERS_READ.labels(client_no=client).inc(len(customers))
         log.debug(
-            "amili.page", client_no=self._client_no, slice=sl.describe(), page=page_no, of=sl.total_pages
+            "amili.page", clientNo=self._client_no, slice=sl.describe(), page=page_no, of=sl.total_pages
         )
         if sl.pages_done == sl.total_pages:
             self._complete(sl)
@@ -655,7 +653,7 @@ class CustomerRead:
             report.requests_per_1000 = round(report.api_requests * 1000 / report.customers, 2)
         log.info(
             "amili.read_done",
-            client_no=self._client_no,
+            clientNo=self._client_no,
             customers=report.customers,
             pages=report.pages_read,
             slices=report.slices,
