@@ -172,6 +172,12 @@ class SlicingStrategy(StrEnum):
     FILTER_SETS = "filter-sets"
 
 
+class CustomerNoSlicing(StrEnum):
+    OFF = "off"
+    ON = "on"
+    AUTO = "auto"
+
+
 class ApiSettings(_Group):
     # before base_url: its validator reads it
     allow_insecure_http: bool = Field(
@@ -209,6 +215,11 @@ class ApiSettings(_Group):
     slice_filter_sets: list[dict[str, str]] = Field(
         default_factory=list,
         description='JSON list of filter sets for filter-sets slicing, e.g. [{"customercategory":"CONS"}]',
+    )
+    slice_customerno: CustomerNoSlicing = Field(
+        CustomerNoSlicing.AUTO,
+        description="Split a slice that names cannot separate by customerno prefix: off, on (the API matches "
+        "customerno as a prefix) or auto (asked once)",
     )
 
     @model_validator(mode="after")

@@ -375,6 +375,11 @@ class SyncEngine:
             finishedAt=datetime.now(UTC),
             durationSeconds=round(time.monotonic() - run.t0, 3),
             retries=dict(report.retries) if report else {},
+            apiRequests=report.api_requests if report else 0,
+            requestsPer1000=report.requests_per_1000 if report else None,
+            unreachable=report.unreachable if report else None,
+            sliceGapCount=report.gap_count if report else 0,
+            sliceGaps=list(report.gaps) if report else [],
         )
 
     @staticmethod
