@@ -471,114 +471,40 @@ def generate_customer(
     customer_no: str | None = None,
     mix: str = "classic",
 ) -> Customer:
-    """The generated customer at `index` (its genome passed in), with every documented field."""
+    """The generated customer at `index` (its genome passed in), with every documented field.
+
+    Each group of fields is drawn by a step of its own from the customer's detail bytes `d`; the
+    steps return plain tuples and the customer is built in one dict (this runs for every customer a
+    sandbox page serves, so it stays free of intermediate dicts)."""
     b, a, kind_byte, x = genome[0], genome[1], genome[2], genome[3]
     kind = KIND_TABLE[kind_byte]
     person = kind <= KIND_PERSON_UNCATEGORIZED
     d = hashlib.shake_128(f"{client_no}:{seed}:{index}".encode()).digest(128)  # = details(...)
-    name = display_name(kind, a, b, x, mix)
     account_no = BASE_ACCOUNT_NO + index
-    cno = customer_no if customer_no is not None else str(BASE_CUSTOMER_NO + index)
-
     address = random_postal_address(d[0:8], not person)
     foreign = address["countryCode"] not in ("NO", "")
-    if person:
-        slug_first, slug_last = _FIRST_SLUGS[a % len(_FIRST_SLUGS)], _LAST_SLUGS[b % len(_LAST_SLUGS)]
-    elif kind == KIND_COMPANY:
-        slug_first, slug_last = _COMPANY_SLUGS[a % len(_COMPANY_SLUGS)], ""
-    else:
-        slug_first, slug_last = _PUBLIC_SLUGS[a % len(_PUBLIC_SLUGS)], ""
-    domain = w.EMAIL_DOMAINS[d[10] % len(w.EMAIL_DOMAINS)]
-    if person:
-        primary = f"{slug_first}.{slug_last}{d[11] % 100 if d[11] < 128 else ''}@{domain}"
-    else:
-        primary = f"{'faktura' if d[11] < 128 else 'post'}@{slug_first}.no"
-    emails = [] if d[9] < 20 else [primary] if d[9] < 235 else [primary, f"{slug_first}@{domain}"]
-    secondary = (
-        [f"{slug_first}{d[11]}@{w.EMAIL_DOMAINS[(d[10] + 1) % len(w.EMAIL_DOMAINS)]}"]
-        if d[9] % 7 == 0
-        else []
-    )
-
-    phone_u = _u32(d, 12)
-    if d[16] < 20:
-        phone = ""
-    elif person or d[16] < 120:
-        phone = str((40_000_000 if d[16] % 2 else 90_000_000) + phone_u % 10_000_000)
-    else:
-        phone = str(20_000_000 + phone_u % 60_000_000)
-    if phone and d[16] > 240:
-        phone = "+47 " + phone
-    secondary_phone = str(90_000_000 + _u32(d, 17) % 10_000_000) if d[19] < 40 else ""
-
-    orgno = "" if person else make_orgno(_u32(d, 20))
-    if person and d[26] >= 12:
-        birth_day = _BIRTH0 + (d[24] | d[25] << 8) % _BIRTH_SPAN
-        birth = DATES[birth_day]
-        year_of_birth = int(birth[:4])
-        ssn = synthetic_ssn_for_day(birth_day, d[27] | d[28] << 8) if d[29] >= 30 and not foreign else ""
-        ssn_country = "NO" if ssn else ("SE" if foreign and d[29] % 3 == 0 else "")
-    else:
-        birth, year_of_birth, ssn, ssn_country = None, 0, "", ""
-
+    slug_first, slug_last = _slugs(kind, person, a, b)
+    emails, secondary_emails, phone, secondary_phone = _contact(d, person, slug_first, slug_last)
+    orgno, birth, year_of_birth, ssn, ssn_country = _identity(d, person, foreign)
     language = "no" if d[33] < 200 else ("en" if d[33] < 230 else ("sv" if d[33] < 250 else ""))
-    currency = "NOK" if not foreign else ("SEK" if address["countryCode"] == "SE" else "EUR")
-    if d[35] > 250:
-        currency = "EUR"
-    peppol = not person and d[38] < 140
-    if peppol:
-        dist_type, einvoice = "H", 90
-    elif person and d[36] < 90:
-        dist_type, einvoice = "E", 2  # eFaktura
-    else:
-        dist_type, einvoice = ("P", 0) if d[36] < 200 else ("D", 0)
-    distribution = {
-        "type": dist_type,
-        "einvoiceCode": einvoice,
-        "peppolEndpointId": orgno if peppol else "",
-        "peppolEndpointIdScheme": "0192" if peppol else "",
-    }
+    currency = _currency(d, foreign, address["countryCode"])
+    distribution = _distribution(d, person, orgno)
     stop = DATES[_STOP0 + _u16(d, 48) % _STOP_SPAN] if d[47] < 14 else None
-    efaktura_ids = (
-        [str(10_000_000 + _u32(d, 51 + k) % 90_000_000) for k in range(d[50] % 4)] if d[50] < 24 else []
-    )
-    peppol_block = [make_orgno(_u32(d, 55))] if d[59] < 10 else []
-    digipost_block = [f"{slug_first}.{slug_last or 'as'}#{_REF3[d[88]]}"] if d[60] < 10 else []
-    nace: list[str] = []
-    if not person:
-        nace = [w.NACE_CODES[d[64] % len(w.NACE_CODES)]]
-        if d[65] < 60:
-            nace.append(w.NACE_CODES[d[65] % len(w.NACE_CODES)])
-    parent_no, parent_org = "", ""
-    if d[67] < 6 and index > 0:
-        parent_no = str(BASE_CUSTOMER_NO + _u32(d, 68) % index)
-    if not person and d[67] > 245:
-        parent_org = make_orgno(_u32(d, 68))
-    reg_codes = w.PERSON_REGISTRATION_CODES if person else w.COMPANY_REGISTRATION_CODES
-    if d[76] < 25:
-        reg_code, reg_date = "", None
-    else:
-        reg_code = reg_codes[0] if d[76] < 215 else reg_codes[d[76] % len(reg_codes)]
-        reg_date = DATES[_REG0 + _u16(d, 77) % _REG_SPAN]
-    if d[83] < 150:
-        balance_cents = 0
-    elif d[83] < 160:
-        balance_cents = -(1 + _u32(d, 84) % 500_000)
-    else:
-        balance_cents = 1 + _u32(d, 84) % 5_000_000
+    nace, parent_no, parent_org = _structure(d, person, index)
+    reg_code, reg_date = _registration(d, person)
     return_status = 100 if d[6] < 10 else 0
 
     customer: Customer = {
         "clientNo": client_no,
         "accountNo": account_no,
-        "customerNo": cno,
-        "name": name,
+        "customerNo": customer_no if customer_no is not None else str(BASE_CUSTOMER_NO + index),
+        "name": display_name(kind, a, b, x, mix),
         "postalAddress": address,
         "postalReturnStatus": return_status,
         "postalReturnDate": DATES[_RET0 + _u16(d, 7) % _RET_SPAN] if return_status else None,
         "customerCategory": CATEGORY_BY_KIND[kind],
         "emailAddressDocument": emails,
-        "secondaryEmailAddress": secondary,
+        "secondaryEmailAddress": secondary_emails,
         "phoneNo": phone,
         "secondaryPhoneNo": secondary_phone,
         "organizationNo": orgno,
@@ -600,9 +526,11 @@ def generate_customer(
         "stopReminderUntil": stop,
         "stopDebtCollectionUntil": stop if d[47] < 8 else None,
         "stopInterestCalcUntil": stop if d[47] < 4 else None,
-        "efakturaBlockIds": efaktura_ids,
-        "peppolBlockIds": peppol_block,
-        "digipostBlockIds": digipost_block,
+        "efakturaBlockIds": (
+            [str(10_000_000 + _u32(d, 51 + k) % 90_000_000) for k in range(d[50] % 4)] if d[50] < 24 else []
+        ),
+        "peppolBlockIds": [make_orgno(_u32(d, 55))] if d[59] < 10 else [],
+        "digipostBlockIds": [f"{slug_first}.{slug_last or 'as'}#{_REF3[d[88]]}"] if d[60] < 10 else [],
         "dueDays": (10, 14, 14, 20, 30, 14, 10, 45)[d[61] % 8],
         "vatLiable": (d[62] < 230) if not person else (d[62] < 40),
         "arRules": list(w.AR_RULES[d[63] % len(w.AR_RULES)]),
@@ -618,12 +546,117 @@ def generate_customer(
         "registrationStatusDate": reg_date,
         "postalAddressChanged": DATES[_PAC0 + _u16(d, 79) % _PAC_SPAN] if d[81] >= 40 else None,
         "customerKid": make_kid(client_no, account_no) if d[82] >= 12 else "",
-        "balanceTotal": _amount(balance_cents),
+        "balanceTotal": _balance(d),
     }
     for key in OPTIONAL_KEYS:
         if customer[key] is None:
             del customer[key]
     return customer
+
+
+def _slugs(kind: int, person: bool, a: int, b: int) -> tuple[str, str]:
+    """The (first, last) parts of e-mail addresses and block ids."""
+    if person:
+        return _FIRST_SLUGS[a % len(_FIRST_SLUGS)], _LAST_SLUGS[b % len(_LAST_SLUGS)]
+    if kind == KIND_COMPANY:
+        return _COMPANY_SLUGS[a % len(_COMPANY_SLUGS)], ""
+    return _PUBLIC_SLUGS[a % len(_PUBLIC_SLUGS)], ""
+
+
+def _contact(
+    d: bytes, person: bool, slug_first: str, slug_last: str
+) -> tuple[list[str], list[str], str, str]:
+    """E-mail addresses (document, secondary) and phone numbers (main, secondary)."""
+    domain = w.EMAIL_DOMAINS[d[10] % len(w.EMAIL_DOMAINS)]
+    if person:
+        primary = f"{slug_first}.{slug_last}{d[11] % 100 if d[11] < 128 else ''}@{domain}"
+    else:
+        primary = f"{'faktura' if d[11] < 128 else 'post'}@{slug_first}.no"
+    emails = [] if d[9] < 20 else [primary] if d[9] < 235 else [primary, f"{slug_first}@{domain}"]
+    secondary = (
+        [f"{slug_first}{d[11]}@{w.EMAIL_DOMAINS[(d[10] + 1) % len(w.EMAIL_DOMAINS)]}"]
+        if d[9] % 7 == 0
+        else []
+    )
+    phone_u = _u32(d, 12)
+    if d[16] < 20:
+        phone = ""
+    elif person or d[16] < 120:
+        phone = str((40_000_000 if d[16] % 2 else 90_000_000) + phone_u % 10_000_000)
+    else:
+        phone = str(20_000_000 + phone_u % 60_000_000)
+    if phone and d[16] > 240:
+        phone = "+47 " + phone
+    secondary_phone = str(90_000_000 + _u32(d, 17) % 10_000_000) if d[19] < 40 else ""
+    return emails, secondary, phone, secondary_phone
+
+
+def _identity(d: bytes, person: bool, foreign: bool) -> tuple[str, str | None, int, str, str]:
+    """Organization number, or a person's birth date, year of birth and (synthetic) national id."""
+    orgno = "" if person else make_orgno(_u32(d, 20))
+    if not (person and d[26] >= 12):
+        return orgno, None, 0, "", ""
+    birth_day = _BIRTH0 + (d[24] | d[25] << 8) % _BIRTH_SPAN
+    birth = DATES[birth_day]
+    ssn = synthetic_ssn_for_day(birth_day, d[27] | d[28] << 8) if d[29] >= 30 and not foreign else ""
+    ssn_country = "NO" if ssn else ("SE" if foreign and d[29] % 3 == 0 else "")
+    return orgno, birth, int(birth[:4]), ssn, ssn_country
+
+
+def _currency(d: bytes, foreign: bool, country: str) -> str:
+    currency = "NOK" if not foreign else ("SEK" if country == "SE" else "EUR")
+    return "EUR" if d[35] > 250 else currency
+
+
+def _distribution(d: bytes, person: bool, orgno: str) -> dict[str, Any]:
+    """How invoices go out: PEPPOL for most companies, eFaktura for some persons, else paper/e-mail."""
+    peppol = not person and d[38] < 140
+    if peppol:
+        dist_type, einvoice = "H", 90
+    elif person and d[36] < 90:
+        dist_type, einvoice = "E", 2  # eFaktura
+    else:
+        dist_type, einvoice = ("P", 0) if d[36] < 200 else ("D", 0)
+    return {
+        "type": dist_type,
+        "einvoiceCode": einvoice,
+        "peppolEndpointId": orgno if peppol else "",
+        "peppolEndpointIdScheme": "0192" if peppol else "",
+    }
+
+
+def _structure(d: bytes, person: bool, index: int) -> tuple[list[str], str, str]:
+    """Industry codes and the place in a customer hierarchy (parent customer, parent organization)."""
+    nace: list[str] = []
+    if not person:
+        nace = [w.NACE_CODES[d[64] % len(w.NACE_CODES)]]
+        if d[65] < 60:
+            nace.append(w.NACE_CODES[d[65] % len(w.NACE_CODES)])
+    parent_no, parent_org = "", ""
+    if d[67] < 6 and index > 0:
+        parent_no = str(BASE_CUSTOMER_NO + _u32(d, 68) % index)
+    if not person and d[67] > 245:
+        parent_org = make_orgno(_u32(d, 68))
+    return nace, parent_no, parent_org
+
+
+def _registration(d: bytes, person: bool) -> tuple[str, str | None]:
+    codes = w.PERSON_REGISTRATION_CODES if person else w.COMPANY_REGISTRATION_CODES
+    if d[76] < 25:
+        return "", None
+    code = codes[0] if d[76] < 215 else codes[d[76] % len(codes)]
+    return code, DATES[_REG0 + _u16(d, 77) % _REG_SPAN]
+
+
+def _balance(d: bytes) -> float | int:
+    """Most customers owe nothing; some are in credit; the rest owe up to 50,000.00."""
+    if d[83] < 150:
+        cents = 0
+    elif d[83] < 160:
+        cents = -(1 + _u32(d, 84) % 500_000)
+    else:
+        cents = 1 + _u32(d, 84) % 5_000_000
+    return _amount(cents)
 
 
 # ---------------------------------------------------------------------------------------------
