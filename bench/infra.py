@@ -39,6 +39,15 @@ kafka_local = _kafka_local()
 KAFKA_LIBS: Path = kafka_local.LIBS
 
 
+def shown_path(path: Path) -> str:
+    """A path as results record it: relative to the repository, or (outside it, e.g. the temporary
+    work folder) its name only, so committed results name no machine's folders."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.name
+
+
 def kafka_version() -> str:
     jars = sorted(KAFKA_LIBS.glob("kafka-clients-*.jar"))
     return jars[0].stem.removeprefix("kafka-clients-") if jars else "?"

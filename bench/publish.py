@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.infra import KAFKA_LIBS, say
+from bench.infra import KAFKA_LIBS, say, shown_path
 from service.config import TopicSettings
 from service.kafka.publisher import OutRecord, PartitionPublisher
 from service.kafka.topics import ensure_topics
@@ -169,7 +169,7 @@ def producer_performance(
         "mb_per_s": float(mb),
         "duration_ms": duration_ms,
         "wall_s": round(wall, 2),
-        "command": " ".join(cmd),
+        "command": " ".join(cmd).replace(str(KAFKA_LIBS), shown_path(KAFKA_LIBS)),
     }
 
 

@@ -1,4 +1,4 @@
-"""The benchmark: every figure of issue 9 measured in one run, on one machine, against one sandbox
+"""The benchmark: every figure measured in one run, on one machine, against one sandbox
 and one broker, each printed with its target and PASS/FAIL. Entry point: `scripts/bench`.
 
     scripts/bench                 # 100,000 and 1,000,000 customers (about 11 min on 2 cores)

@@ -3,7 +3,7 @@
 - The request topic is consumed with `AckPolicy.MANUAL`: FastStream never commits; the offset of a
   request moves only inside the run's last Kafka transaction (`send_offsets_to_transaction`).
 - On assignment a partition is paused first (before any await), its transactional producer started
-  (fencing a zombie), its snapshot partition restored, then resumed (`faststream-eos.md` §3).
+  (fencing a zombie), its snapshot partition restored, then resumed (`docs/architecture.md`, the traps).
 - On revocation the partition lock is taken (waiting for a running page transaction) and the
   producer closed.
 - A request that fails for a reason other than the API's answer (Kafka down, fenced, a bug) is

@@ -17,7 +17,7 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULES_TEST = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
 CHART_COPY = ROOT / "deploy" / "helm" / "amili-customer-sync" / "files" / "alerts.yaml"
 SEVERITIES = {"info", "warning", "critical"}
-# What the rules must cover (issue 8 item 4).
+# What the rules must cover.
 REQUIRED_ALERTS = {
     "AmiliSyncNoRecentSuccess",
     "AmiliSyncDeadLettersGrowing",
