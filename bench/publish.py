@@ -34,6 +34,7 @@ from bench.infra import KAFKA_LIBS, say, shown_path
 from service.config import TopicSettings
 from service.kafka.publisher import OutRecord, PartitionPublisher
 from service.kafka.topics import ensure_topics
+from service.sync.kinds import default_groups
 from tests.faults.check import partition_count
 
 
@@ -103,7 +104,7 @@ async def publisher_rate(bootstrap: str, txns: list[Txn]) -> dict[str, Any]:
     prefix = f"benchpub{uuid.uuid4().hex[:8]}"
     topics = TopicSettings(prefix=prefix)
     connection = {"bootstrap_servers": bootstrap}
-    await ensure_topics(topics, connection)
+    await ensure_topics(topics, connection, groups=default_groups())
     remap = {"lifecycle": topics.lifecycle_topic, "snapshot": topics.snapshot_topic}
     prepared = [
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,13 +20,17 @@ class TopicLayoutError(Exception):
     """The request and snapshot topics differ in partition count (clients' state would be lost)."""
 
 
-async def ensure_topics(topics: TopicSettings, connection: dict[str, Any]) -> dict[str, int]:
-    """Create missing topics (snapshot compacted); return partition counts; check co-partitioning."""
+async def ensure_topics(
+    topics: TopicSettings, connection: dict[str, Any], *, groups: Iterable[str]
+) -> dict[str, int]:
+    """Create missing topics (snapshot compacted), the event topics of every tracked group
+    (`settings.sync.groups`, custom ones too) included; return partition counts; check
+    co-partitioning."""
     admin = AIOKafkaAdminClient(**connection)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics.all_topics() if t not in existing]
+        missing = [t for t in topics.all_topics(groups) if t not in existing]
         if missing:
             new = [
                 NewTopic(

@@ -140,6 +140,8 @@ def test_the_checks_catch_what_they_name(tmp_path: Path) -> None:
     }
     for what, pattern in FORBIDDEN:
         assert pattern.search(samples[what]), what
-    assert not any(p.search("runs in /tmp/x, an asyncio task, see docs/architecture.md") for _, p in FORBIDDEN)
+    assert not any(
+        p.search("runs in /tmp/x, an asyncio task, see docs/architecture.md") for _, p in FORBIDDEN
+    )
     assert github_slug("Choices where the docs are silent") == "choices-where-the-docs-are-silent"
     assert github_slug("6. Exactly-once: the recipe") == "6-exactly-once-the-recipe"
