@@ -35,7 +35,7 @@ from service.config import TopicSettings
 from service.kafka.publisher import OutRecord, PartitionPublisher
 from service.kafka.topics import ensure_topics
 from service.sync.kinds import default_groups
-from tests.faults.check import partition_count
+from testkit.kafka import partition_count
 
 
 @dataclass

@@ -23,7 +23,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.infra import ROOT, RssSampler, cpu_seconds, shown_path, vm_hwm_mb
-from tests.e2e.harness import WorkerProcess, send_request
+from testkit.kafka import send_request
+from testkit.worker import WorkerProcess
 
 
 class ResultWaiter:

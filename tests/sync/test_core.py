@@ -13,7 +13,7 @@ from service.sync.events import EventContext, build_event
 from service.sync.kinds import EVENT_MODELS, json_schema
 from service.sync.requests import MalformedRequest, parse_request
 from service.sync.state import TrackingRules, normalize, tracked_state
-from tests.event_check import SCHEMAS, check_event
+from testkit.events import SCHEMAS, check_event
 
 RULES = TrackingRules()
 CTX = EventContext(

@@ -1,0 +1,45 @@
+"""The sandbox's test controls: seeded changes, and the customers as it stores them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from service.sandbox.testing import SandboxHandle
+
+
+async def sandbox_changes(sandbox: SandboxHandle, **spec: Any) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        r = await http.post(f"{sandbox.control_url}/changes", json=spec)
+        r.raise_for_status()
+        return list(r.json()["changes"])
+
+
+async def sandbox_customers(sandbox: SandboxHandle, client_no: int) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.get(f"{sandbox.control_url}/clients/{client_no}/customers")
+        r.raise_for_status()
+        return list(r.json())
+
+
+async def sandbox_update(sandbox: SandboxHandle, client_no: int, customer: dict[str, Any]) -> dict[str, Any]:
+    """Update one customer through the sandbox's ARM API (`PUT /clients/{no}/customers`), the way a
+    change made in Amili arrives; answers the stored customer."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        token = await http.post(
+            sandbox.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+            },
+        )
+        token.raise_for_status()
+        r = await http.put(
+            f"{sandbox.base_url}/clients/{client_no}/customers",
+            json=customer,
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+        r.raise_for_status()
+        return dict(r.json())
