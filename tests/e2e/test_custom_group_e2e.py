@@ -17,7 +17,7 @@ from testkit.sandbox import sandbox_customers, sandbox_update
 from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
 
-CLIENT = 4200
+CLIENT = 4300
 GROUPS = {**default_groups(), "credit_limit": ["limitAmount"]}
 CUSTOM_TYPE = "amili.customer.credit_limit_changed.v1"
 
