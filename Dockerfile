@@ -7,8 +7,9 @@
 #   docker run --rm -p 8700:8700 amili-customer-sync sandbox --host 0.0.0.0 --port 8700 # fake Amili
 #
 # Build arguments:
-#   BASE_IMAGE      a Debian-based image with python3 >= 3.11 on PATH (python:3.11-slim, or the
-#                   debootstrap'd localhost/base that scripts/test-image builds where no registry is reachable)
+#   BASE_IMAGE      a Debian-based image with python3 >= 3.11 on PATH, pinned by digest (default:
+#                   python:3.11-slim-bookworm; scripts/test-image passes the debootstrap'd local base
+#                   it builds where no registry is reachable, also by digest)
 #   UV_IMAGE        an image with the uv binary at /uv; its version should be the one that wrote uv.lock
 #   EXTRA_CA_CERT   path (inside the build) of a CA bundle for HTTPS to the package index, for networks
 #                   that re-sign TLS; mount it only for the build (podman build -v host.crt:/run/ca.crt:ro)
@@ -18,7 +19,13 @@
 # /healthz, /readyz and /metrics on port 8080; SIGTERM (through tini) ends the open Kafka transaction
 # and exits.
 
-ARG BASE_IMAGE=python:3.11-slim
+# The base is pinned by digest: every build starts from the same bytes, whatever the tag points to
+# later; the tag stays for readers. To update it (monthly, or for a Debian or Python security fix):
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
+#   (or: crane digest python:3.11-slim-bookworm, skopeo inspect docker://python:3.11-slim-bookworm)
+# put the new digest here, build, run scripts/test-image, commit. Renovate's `pinDigests` does the
+# same by itself. tests/deploy fails if the pin is dropped.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 
 FROM ${UV_IMAGE} AS uv

@@ -33,7 +33,7 @@ def main() -> None:
     configure_logging("json", "WARNING")
     if a.gc == "worker":
         try:
-            from service.worker.engine import tune_gc
+            from service.tuning import tune_gc
         except ImportError:  # a tree from before the tuning (bench "before" runs): the same settings
             import gc
 

@@ -94,13 +94,15 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     # aiokafka is chatty about harmless first-use races (leader not available, coordinator loading)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # FastStream installs its own stdout handler and stops propagation: route it through structlog
-    import faststream  # noqa: F401 - makes sure its logger exists before we adjust it
 
-    for name in ("faststream", "faststream.access"):
-        fs_logger = logging.getLogger(name)
-        fs_logger.handlers.clear()
-        fs_logger.propagate = True
+
+def route_through_root(*names: str) -> None:
+    """Send the named stdlib loggers' records to the root handler (structlog's formatter): for
+    libraries that install a handler of their own and stop propagation (FastStream does, at import)."""
+    for name in names:
+        lib_logger = logging.getLogger(name)
+        lib_logger.handlers.clear()
+        lib_logger.propagate = True
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -2,7 +2,7 @@
 # Helpers for building and running the container image on this machine with podman/buildah/runc
 # (no Docker engine, no container registry). Sourced by scripts/test-image.
 #
-#   image_tools      install podman, buildah, runc, uidmap, debootstrap (idempotent, apt)
+#   image_tools      install podman, buildah, runc, uidmap, debootstrap, catatonit (idempotent, apt)
 #   image_conf       write and export CONTAINERS_CONF (runc, ulimits that runc accepts here)
 #   image_base REF   make sure REF (e.g. localhost/base:bookworm-py311) exists: a debootstrap'd
 #                    bookworm minbase + python3 3.11, cached as a tarball under .cache/image/
@@ -22,6 +22,8 @@ image_tools() {
   command -v runc >/dev/null || missing+=(runc)
   command -v newuidmap >/dev/null || missing+=(uidmap)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  # podman kube play builds its pause image from catatonit
+  [[ -x /usr/libexec/podman/catatonit ]] || command -v catatonit >/dev/null || missing+=(catatonit)
   if ((${#missing[@]})); then
     _img_log "installing ${missing[*]} (apt)"
     if [[ ! -d /var/lib/apt/lists/partial ]] || ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then

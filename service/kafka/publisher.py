@@ -14,36 +14,34 @@ their key (murmur2, like `send()` and the Java client).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiokafka.producer.sender
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
+from service.config import Settings
+from service.engine.ports import Committed, OutRecord, RequestPosition
+
+__all__ = ["Committed", "OutRecord", "PartitionPublisher", "shorten_transaction_backoff", "transactional_id"]
+
 # Right after a commit the broker is still writing the transaction's markers, and the next
 # transaction's first AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS; aiokafka then waits a
 # fixed 20 ms (`BACKOFF_OVERRIDE`, KAFKA-5477) before asking again, which made every transaction
 # cost >= 20 ms (a run commits one per 1,000 customers). Asking again after 2 ms brings a small
 # transaction from ~19 ms to ~4 ms on a local broker (docs/performance.md). Kafka's Java producer
-# avoids the round trip altogether with the newer transaction protocol (KIP-890).
-aiokafka.producer.sender.BACKOFF_OVERRIDE = 0.002
+# avoids the round trip altogether with the newer transaction protocol (KIP-890). Process-wide:
+# called once at start-up by the entry points (`service.worker.process.tune_process`).
+TRANSACTION_BACKOFF_SECONDS = 0.002
 
 
-@dataclass
-class OutRecord:
-    topic: str
-    key: bytes  # None only in a DLQ copy of a keyless request
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    partition: int | None = None
+def shorten_transaction_backoff() -> None:
+    aiokafka.producer.sender.BACKOFF_OVERRIDE = TRANSACTION_BACKOFF_SECONDS
 
 
-@dataclass
-class Committed:
-    """Offsets (by topic, partition) of the records of a committed transaction."""
-
-    last_offsets: dict[tuple[str, int], int]
+def transactional_id(settings: Settings, partition: int) -> str:
+    """The same for every owner of a request partition, so a new owner fences the previous one."""
+    return f"{settings.kafka.client_id}-{settings.topics.requests_topic}-{partition}"
 
 
 class PartitionPublisher:
@@ -68,13 +66,9 @@ class PartitionPublisher:
     async def stop(self) -> None:
         await self.producer.stop()
 
-    async def commit(
-        self,
-        records: list[OutRecord],
-        offsets: dict[TopicPartition, int] | None = None,
-        group_id: str | None = None,
-    ) -> Committed:
-        """Send `records` (and the consumer offsets) in one transaction; abort on any error."""
+    async def commit(self, records: list[OutRecord], consumed: RequestPosition | None = None) -> Committed:
+        """Send `records` (and, for `consumed`, the request's next offset) in one transaction;
+        abort on any error."""
         producer = self.producer
         last: dict[tuple[str, int], int] = {}
         async with producer.transaction():
@@ -104,8 +98,11 @@ class PartitionPublisher:
                     n += 1
                 if n:
                     sent.append((await producer.send_batch(batch, topic, partition=partition), n))
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, group_id)
+            if consumed is not None:
+                await producer.send_offsets_to_transaction(
+                    {TopicPartition(consumed.topic, consumed.partition): consumed.offset + 1},
+                    consumed.group_id,
+                )
             for fut, n in sent:
                 meta = await fut
                 k = (meta.topic, meta.partition)

@@ -5,28 +5,40 @@ SQLite transaction, so after any crash the cache is exactly "the changelog up to
 and a restore from the checkpoint brings it current. A missing or corrupt file is rebuilt from the
 changelog (every checkpoint starts at 0 again).
 
-Changelog records (key → value):
-  `{clientNo}/{customerNo}` → `{"state": {...}, "rev": n}` or a tombstone (customer removed)
-  `{clientNo}#meta`         → `{"lastCompletedRunStartedAt": iso, "requestId": ...}` (run metadata)
+The records themselves (keys, values, run metadata) are encoded in `service/sync/records.py`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from service.logs import get_logger
 from service.sync.diff import StoredState
+from service.sync.records import (
+    META_SEPARATOR,
+    ClientMeta,
+    decode_state,
+    encode_state,
+    meta_key,
+    parse_key,
+    stores_state,
+)
+
+__all__ = [
+    "META_SEPARATOR",
+    "ClientMeta",
+    "SnapshotStore",
+    "decode_state",
+    "encode_state",
+    "meta_key",
+    "parse_key",
+    "stores_state",
+]
 
 log = get_logger(__name__)
 
-META_SEPARATOR = "#meta"
 # Version of the file layout (PRAGMA user_version). A cache file of another version is deleted and
 # rebuilt from the changelog, like a corrupt one.
 SCHEMA_VERSION = 2
@@ -52,67 +64,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     next_offset INTEGER NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class ClientMeta:
-    last_completed_run_started_at: datetime | None
-    request_id: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "lastCompletedRunStartedAt": self.last_completed_run_started_at.isoformat()
-                if self.last_completed_run_started_at
-                else None,
-                "requestId": self.request_id,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> ClientMeta:
-        data = orjson.loads(raw)
-        started = data.get("lastCompletedRunStartedAt")
-        return cls(datetime.fromisoformat(started) if started else None, data.get("requestId"))
-
-
-def meta_key(client_no: int) -> bytes:
-    return f"{client_no}{META_SEPARATOR}".encode()
-
-
-def parse_key(key: bytes) -> tuple[int, str | None]:
-    """(clientNo, customerNo) of a changelog key; customerNo None for the client's meta record."""
-    text = key.decode()
-    if text.endswith(META_SEPARATOR):
-        return int(text[: -len(META_SEPARATOR)]), None
-    client, _, customer = text.partition("/")
-    return int(client), customer
-
-
-def encode_state(state: dict[str, Any], rev: int) -> bytes:
-    return orjson.dumps({"state": state, "rev": rev})
-
-
-_STATE_HEAD = b'{"state":'
-_REV_HEAD = b',"rev":'
-
-
-def stores_state(raw: bytes, state_json: bytes) -> bool:
-    """Whether the stored value `raw` holds exactly the state whose JSON is `state_json`
-    (`orjson.dumps(state)`), without decoding it: `encode_state` writes `{"state":<that JSON>,"rev":n}`.
-    Equal bytes mean equal states; unequal bytes may still be equal states (another key order), which
-    the caller finds out by decoding."""
-    at = len(_STATE_HEAD)
-    return (
-        raw.startswith(_STATE_HEAD)
-        and raw.startswith(state_json, at)
-        and raw.startswith(_REV_HEAD, at + len(state_json))
-    )
-
-
-def decode_state(raw: bytes) -> StoredState:
-    data = orjson.loads(raw)
-    return StoredState(data["state"], int(data["rev"]))
 
 
 class SnapshotStore:

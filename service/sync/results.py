@@ -27,7 +27,10 @@ class RunResult(BaseModel):
     slices: int = 0
     customersRead: int = 0
     coverage: str | None = Field(None, description="proven, unproven or incomplete (null: not read)")
-    coverageGaps: list[str] = Field(default_factory=list, description="customers missed by slicing")
+    coverageGaps: list[str] = Field(
+        default_factory=list, description="customers missed by the read but found by GET-one (a sample)"
+    )
+    coverageGapCount: int = Field(0, description="how many customers the read missed (GET-one found them)")
     removalsHeld: int = 0
     filters: dict[str, str] = Field(default_factory=dict)
     reason: str | None = None

@@ -25,7 +25,6 @@ from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
 
 from service.amili import (
@@ -36,9 +35,11 @@ from service.amili import (
     AmiliNotFound,
     AmiliQueryExpired,
 )
-from service.config import SaslMechanism, SecurityProtocol, Settings
+from service.config import Settings
+from service.engine import RequestPosition, SyncEngine
 from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
-from service.kafka.publisher import OutRecord, PartitionPublisher
+from service.kafka.dlq import dlq_record
+from service.kafka.publisher import PartitionPublisher, transactional_id
 from service.kafka.topics import TopicLayoutError, ensure_topics
 from service.logs import get_logger
 from service.metrics import DLQ_RECORDS, PARTITIONS_OWNED
@@ -46,48 +47,13 @@ from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, MalformedRequest, parse_request
 from service.worker.contract import TITLE, VERSION, declare_publishers, subscriber_options
-from service.worker.engine import RequestPosition, SyncEngine
 from service.worker.health import HealthServer
+from service.worker.process import tune_process
+from service.worker.security import faststream_security
 
 log = get_logger(__name__)
 
 RETRY_PAUSE_SECONDS = 5.0
-
-
-def faststream_security(settings: Settings) -> BaseSecurity | None:
-    kafka = settings.kafka
-    ssl_context = connection_kwargs(kafka).get("ssl_context")
-    use_ssl = kafka.security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
-    if kafka.security_protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
-        assert kafka.username is not None
-        assert kafka.password is not None
-        cls = {
-            SaslMechanism.PLAIN: SASLPlaintext,
-            SaslMechanism.SCRAM_SHA_256: SASLScram256,
-            SaslMechanism.SCRAM_SHA_512: SASLScram512,
-        }[kafka.sasl_mechanism or SaslMechanism.PLAIN]
-        return cls(
-            kafka.username, kafka.password.get_secret_value(), ssl_context=ssl_context, use_ssl=use_ssl
-        )
-    if use_ssl:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
-    return None
-
-
-def transactional_id(settings: Settings, partition: int) -> str:
-    return f"{settings.kafka.client_id}-{settings.topics.requests_topic}-{partition}"
-
-
-def dlq_record(settings: Settings, record: ConsumerRecord[Any, Any], code: str, reason: str) -> OutRecord:
-    headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq-")]
-    headers += [
-        ("dlq-error-code", code.encode()),
-        ("dlq-error", reason[:2000].encode()),
-        ("dlq-source-topic", record.topic.encode()),
-        ("dlq-source-partition", str(record.partition).encode()),
-        ("dlq-source-offset", str(record.offset).encode()),
-    ]
-    return OutRecord(settings.topics.dlq_topic, record.key, record.value, headers)
 
 
 async def _raw_body(message: Any) -> bytes:
@@ -203,9 +169,7 @@ class Worker:
 
     async def process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
         settings = self.settings
-        position = RequestPosition(
-            TopicPartition(record.topic, record.partition), record.offset, settings.kafka.group_id
-        )
+        position = RequestPosition(record.topic, record.partition, record.offset, settings.kafka.group_id)
         try:
             request = parse_request(record.key, record.value, settings.sync.max_request_bytes)
         except MalformedRequest as exc:
@@ -216,11 +180,7 @@ class Worker:
                 partition=record.partition,
                 offset=record.offset,
             )
-            await publisher.commit(
-                [dlq_record(settings, record, exc.code, str(exc))],
-                {position.tp: record.offset + 1},
-                position.group_id,
-            )
+            await publisher.commit([dlq_record(settings, record, exc.code, str(exc))], position)
             DLQ_RECORDS.labels(exc.code).inc()
             return
         await self.run_request(request, record, publisher, position)
@@ -359,6 +319,7 @@ async def run_worker(settings: Settings) -> int:
     except (KafkaConnectionError, TopicLayoutError) as exc:
         log.error("cannot start", error=str(exc))
         return 1
+    tune_process()
     worker = Worker(settings)
     health = (
         HealthServer(settings.health_host, settings.health_port, worker.readiness)

@@ -28,8 +28,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from service.config import Settings
 from service.sync.requests import FetchRequest
-from service.worker.app import faststream_security
 from service.worker.contract import TITLE, VERSION, declare_publishers, subscriber_options
+from service.worker.security import faststream_security
 
 DESCRIPTION = (
     "Consumes fetch requests (one per client), pages through Amili's ARM API and publishes "

@@ -26,15 +26,15 @@ from rich.table import Table
 
 from service.amili import AmiliClient, AmiliError, ReadReport
 from service.config import Settings
+from service.engine import SyncEngine
 from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
-from service.kafka.publisher import PartitionPublisher
+from service.kafka.publisher import PartitionPublisher, transactional_id
 from service.kafka.topics import TopicLayoutError, ensure_topics
 from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, Filters
 from service.sync.results import RunResult, RunStatus
-from service.worker.app import transactional_id
-from service.worker.engine import SyncEngine
+from service.worker.process import tune_process
 
 
 def client_partition(client_no: int, partitions: int) -> int:
@@ -61,6 +61,7 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
         filters=Filters.model_validate(filters) if filters else None,
         reason="amili-sync sync",
     )
+    tune_process()
     store = SnapshotStore(settings.state_dir / "snapshot.sqlite")
     publisher = PartitionPublisher(
         connection_kwargs(settings.kafka),

@@ -106,13 +106,25 @@ def one(docs: Iterable[dict[str, Any]], kind: str, name_suffix: str = "") -> dic
     return found[0]
 
 
+WORKLOAD_KINDS = ("StatefulSet", "Deployment")
+
+
+def workload(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The worker's StatefulSet or Deployment (exactly one of them)."""
+    found = [d for d in docs if d.get("kind") in WORKLOAD_KINDS]
+    assert len(found) == 1, (
+        f"expected one worker workload, got {[(d['kind'], d['metadata']['name']) for d in found]}"
+    )
+    return found[0]
+
+
 def pod_specs(docs: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(description, pod spec) of every workload: Deployment, CronJob, Job, bare Pod (helm test)."""
+    """(description, pod spec) of every workload: StatefulSet, Deployment, CronJob, Job, bare Pod."""
     out = []
     for d in docs:
         kind, name = d.get("kind"), d["metadata"]["name"]
-        if kind == "Deployment":
-            out.append((f"Deployment/{name}", d["spec"]["template"]["spec"]))
+        if kind in WORKLOAD_KINDS:
+            out.append((f"{kind}/{name}", d["spec"]["template"]["spec"]))
         elif kind == "CronJob":
             out.append((f"CronJob/{name}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
         elif kind == "Job":

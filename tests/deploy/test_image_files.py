@@ -93,6 +93,9 @@ def test_base_image_and_multi_stage() -> None:
     instrs = instructions(DOCKERFILE)
     args = {a.split("=", 1)[0]: a.split("=", 1)[1] for w, a in instrs if w == "ARG" and "=" in a}
     assert args["BASE_IMAGE"].startswith("python:3.11-slim")
+    assert re.fullmatch(r"python:3\.11-slim[\w.-]*@sha256:[0-9a-f]{64}", args["BASE_IMAGE"]), (
+        f"the base image must be pinned by digest: {args['BASE_IMAGE']}"
+    )
     froms = [a for w, a in instrs if w == "FROM"]
     assert len(froms) >= 2, "multi-stage: build and runtime"
     assert froms[-1].startswith("${BASE_IMAGE}")

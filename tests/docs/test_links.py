@@ -34,10 +34,6 @@ FORBIDDEN = [
         re.compile(r"(?i)\b(?:" + "issue|task|work[- ]item|ticket" + r")s?\s*(?:#|no\.?\s*)?\d+\b"),
     ),
 ]
-# Files whose pointer is being rewritten on another branch (the run engine moves out of
-# service/worker/ together with its docstring). Remove an entry when that lands; the test below
-# fails once an entry is no longer needed, so none outlives its reason.
-BEING_REWRITTEN = {"service/worker/engine.py"}
 SKIPPED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".ico", ".lock", ".jar", ".gz", ".tgz", ".zip"}
 
 
@@ -122,7 +118,7 @@ def test_paths_named_in_the_docs_exist(md: str) -> None:
 
 def test_no_text_points_outside_the_repository_or_cites_work_items() -> None:
     found = []
-    for name in [n for n in text_files() if n not in BEING_REWRITTEN]:
+    for name in text_files():
         try:
             text = (ROOT / name).read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -132,14 +128,6 @@ def test_no_text_points_outside_the_repository_or_cites_work_items() -> None:
                 if pattern.search(line):
                     found.append(f"{name}:{number}: {what}: {line.strip()[:120]}")
     assert found == []
-
-
-def test_every_exempted_file_still_needs_its_exemption() -> None:
-    for name in BEING_REWRITTEN:
-        path = ROOT / name
-        assert path.exists(), f"{name} is gone: drop it from BEING_REWRITTEN"
-        text = path.read_text(encoding="utf-8")
-        assert any(p.search(text) for _, p in FORBIDDEN), f"{name} is clean now: drop it from BEING_REWRITTEN"
 
 
 def test_the_checks_catch_what_they_name(tmp_path: Path) -> None:

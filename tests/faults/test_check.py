@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from service.amili.models import Customer
+from service.engine.extract import customer_fields, customer_state
+from service.engine.unapplied import Unapplied
 from service.snapshot.store import encode_state, stores_state
 from service.sync.events import uuid4_text
 from service.sync.state import TrackingRules, tracked_state
-from service.worker.engine import Unapplied, customer_fields, customer_state
 from testkit.oracle import BASELINE_TYPE, KIND_TO_TYPE, Verdict, check
 
 RULES = TrackingRules()

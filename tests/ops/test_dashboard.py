@@ -32,6 +32,9 @@ REQUIRED_METRICS = {
     "staleness per client": "amili_sync_last_success_timestamp_seconds",
     "restore lag": "amili_sync_restore_lag_records",
     "partitions owned": "amili_sync_partitions_owned",
+    "API latency by route": "amili_sync_api_request_seconds_bucket",
+    "API error ratio": "amili_sync_api_request_seconds_count",
+    "workers by version": "amili_sync_build_info",
 }
 
 

@@ -82,27 +82,52 @@ exponent (values.yaml integers arrive as float64).
 {{- $_ := set $env (printf "AMILI_SYNC_%s" (upper $key)) (include "amili-sync.settingValue" $value) }}
 {{- end }}
 {{- end }}
+{{- if .Values.kafkaTopics.enabled }}
+{{- /* the chart's KafkaTopics own the topics: the worker checks them and never creates one */}}
+{{- $_ := set $env "AMILI_SYNC_TOPICS__MANAGE" "verify" }}
+{{- end }}
 {{- toYaml $env }}
 {{- end }}
 
-{{/* The Secret's env vars: name -> key, for the secret settings that are in play. */}}
+{{/*
+The Secret's env vars, for the secret settings in play. With the chart's own Secret: the values that
+are set. With secrets.existingSecret: the keys the settings need (the Kafka password with a SASL
+protocol, the OAuth2 client secret with config.api.token_url, else the static API token), each
+required: a missing key stops the pod before it starts (CreateContainerConfigError naming the key),
+never a worker without credentials.
+*/}}
 {{- define "amili-sync.secretEnv" -}}
 {{- $s := .Values.secrets }}
+{{- $sasl := hasPrefix "SASL" .Values.config.kafka.security_protocol }}
+{{- $oauth := not (empty .Values.config.api.token_url) }}
 {{- $items := list
-      (list "AMILI_SYNC_KAFKA__PASSWORD" $s.keys.kafkaPassword $s.kafkaPassword)
-      (list "AMILI_SYNC_API__TOKEN" $s.keys.apiToken $s.apiToken)
-      (list "AMILI_SYNC_API__CLIENT_SECRET" $s.keys.apiClientSecret $s.apiClientSecret) }}
+      (list "AMILI_SYNC_KAFKA__PASSWORD" $s.keys.kafkaPassword $s.kafkaPassword $sasl)
+      (list "AMILI_SYNC_API__TOKEN" $s.keys.apiToken $s.apiToken (not $oauth))
+      (list "AMILI_SYNC_API__CLIENT_SECRET" $s.keys.apiClientSecret $s.apiClientSecret $oauth) }}
 {{- range $items }}
-{{- if or $s.existingSecret (index . 2) }}
+{{- $inPlay := index . 2 }}
+{{- if $s.existingSecret }}{{ $inPlay = index . 3 }}{{ end }}
+{{- if $inPlay }}
 - name: {{ index . 0 }}
   valueFrom:
     secretKeyRef:
       name: {{ include "amili-sync.secretName" $ }}
       key: {{ index . 1 }}
-      {{- if $s.existingSecret }}
-      optional: true
-      {{- end }}
+      optional: false
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Kafka password env var of the request CronJob (the same rule as the worker's). */}}
+{{- define "amili-sync.kafkaPasswordEnv" -}}
+{{- $s := .Values.secrets }}
+{{- if or (and $s.existingSecret (hasPrefix "SASL" .Values.config.kafka.security_protocol)) (and (not $s.existingSecret) $s.kafkaPassword) }}
+- name: AMILI_SYNC_KAFKA__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "amili-sync.secretName" . }}
+      key: {{ $s.keys.kafkaPassword }}
+      optional: false
 {{- end }}
 {{- end }}
 
@@ -112,9 +137,13 @@ exponent (values.yaml integers arrive as float64).
 {{- end }}
 
 {{/* Full topic name: prefix.suffix (or the suffix alone when the prefix is empty). */}}
+{{- define "amili-sync.topicName" -}}
+{{- $t := index . 0 }}{{ $suffix := index . 1 }}
+{{- if $t.prefix }}{{ printf "%s.%s" $t.prefix $suffix }}{{ else }}{{ $suffix }}{{ end }}
+{{- end }}
+
 {{- define "amili-sync.requestTopic" -}}
-{{- $t := .Values.config.topics }}
-{{- if $t.prefix }}{{ printf "%s.%s" $t.prefix $t.fetch_requests }}{{ else }}{{ $t.fetch_requests }}{{ end }}
+{{- include "amili-sync.topicName" (list .Values.config.topics .Values.config.topics.fetch_requests) }}
 {{- end }}
 
 {{/* Checks that fail rendering with a clear message. */}}
@@ -132,6 +161,33 @@ exponent (values.yaml integers arrive as float64).
 {{- end }}
 {{- if and .Values.staticGroupMembership .Values.config.kafka.group_instance_id }}
 {{- fail "staticGroupMembership and config.kafka.group_instance_id are mutually exclusive" }}
+{{- end }}
+{{- if and .Values.staticGroupMembership (ne .Values.workload.kind "StatefulSet") }}
+{{- fail "staticGroupMembership needs workload.kind StatefulSet: a Deployment's pod names change on every rollout and eviction, and two pods may share one during a surge. Set staticGroupMembership: false or workload.kind: StatefulSet" }}
+{{- end }}
+{{- if and .Values.persistence.enabled (ne .Values.workload.kind "StatefulSet") }}
+{{- fail "persistence.enabled needs workload.kind StatefulSet (a claim per pod through volumeClaimTemplates)" }}
+{{- end }}
+{{- $partitions := int .Values.config.topics.partitions }}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.maxReplicaCount) $partitions) }}
+{{- fail (printf "keda.maxReplicaCount (%d) is above the request topic's partitions (config.topics.partitions = %d): each worker needs a partition of its own" (int .Values.keda.maxReplicaCount) $partitions) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.maxReplicas) $partitions) }}
+{{- fail (printf "autoscaling.maxReplicas (%d) is above the request topic's partitions (config.topics.partitions = %d): each worker needs a partition of its own" (int .Values.autoscaling.maxReplicas) $partitions) }}
+{{- end }}
+{{- if .Values.drainOnStop.enabled }}
+{{- if not (int .Values.config.health_port) }}
+{{- fail "drainOnStop.enabled reads /metrics: it needs config.health_port (not 0)" }}
+{{- end }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.drainOnStop.maxSeconds) 30) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least drainOnStop.maxSeconds + 30 (%d): the preStop wait counts against it, and the worker needs time after SIGTERM to end its open transaction" (int .Values.terminationGracePeriodSeconds) (add (int .Values.drainOnStop.maxSeconds) 30)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.kafkaTopics.enabled (not .Values.kafkaTopics.cluster) }}
+{{- fail "kafkaTopics.enabled needs kafkaTopics.cluster (the Kafka cluster's name, the strimzi.io/cluster label)" }}
+{{- end }}
+{{- if and .Values.kafkaTopics.enabled (gt (int .Values.kafkaTopics.minInsyncReplicas) (int .Values.kafkaTopics.replicas)) }}
+{{- fail "kafkaTopics.minInsyncReplicas cannot be above kafkaTopics.replicas (no write would ever succeed)" }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (eq (toString .Values.podDisruptionBudget.minAvailable) "") (eq (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
 {{- fail "podDisruptionBudget.enabled needs minAvailable or maxUnavailable" }}
@@ -167,4 +223,34 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/*
+Hours without a successful run of a client before AmiliSyncNoRecentSuccess fires:
+prometheusRule.freshnessHours, or the period of requestCron.schedule (its coarsest restricted
+field: day of week -> weekly, day of month or month -> monthly, every hour -> hourly, every N
+hours (a step) -> N hours, anything else -> daily; daily without the CronJob) plus prometheusRule.freshnessSlackHours.
+*/}}
+{{- define "amili-sync.freshnessHours" -}}
+{{- $p := .Values.prometheusRule }}
+{{- if $p.freshnessHours }}{{ $p.freshnessHours | int }}{{ else }}
+{{- $period := 24 }}
+{{- if .Values.requestCron.enabled }}
+{{- $s := .Values.requestCron.schedule | trim }}
+{{- $macros := dict "@yearly" 8784 "@annually" 8784 "@monthly" 744 "@weekly" 168 "@daily" 24 "@midnight" 24 "@hourly" 1 }}
+{{- if hasKey $macros $s }}
+{{- $period = get $macros $s }}
+{{- else }}
+{{- $f := regexSplit "\\s+" $s -1 }}
+{{- if ne (len $f) 5 }}{{ fail (printf "requestCron.schedule %q: five fields or a @macro expected" $s) }}{{ end }}
+{{- $hour := index $f 1 }}
+{{- if ne (index $f 4) "*" }}{{ $period = 168 }}
+{{- else if or (ne (index $f 2) "*") (ne (index $f 3) "*") }}{{ $period = 744 }}
+{{- else if eq $hour "*" }}{{ $period = 1 }}
+{{- else if regexMatch "^\\*/[0-9]+$" $hour }}{{ $period = trimPrefix "*/" $hour | int }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- add $period $p.freshnessSlackHours }}
+{{- end }}
 {{- end }}

@@ -1,0 +1,377 @@
+"""One sync run: read the client's customers, diff them against the snapshot, publish exactly once.
+
+The run commits in pieces. Every Kafka transaction carries the change events of a set of customers
+together with the new snapshot records of exactly those customers, and the local cache is updated
+only after the transaction commits. The last transaction carries the removals, the run metadata,
+the run result and (for a request) the request's offset. A crash anywhere therefore loses nothing
+and repeats nothing: the redelivered request re-reads the API and finds no difference for what an
+earlier transaction already committed (docs/design-notes.md).
+
+The steps of `SyncEngine.run`, in order:
+1. `_superseded`: a request older than the client's last completed run is answered at once;
+2. `_read`: pages from the source, diffed and committed a few pages per transaction;
+3. `_reconcile`: snapshot customers the read did not see, asked for one by one (removed or missed);
+4. `_finish`: removals, run metadata, the result and the request offset in the last transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from service.amili.models import Customer, ReadReport
+from service.config import Settings
+from service.engine.extract import customer_state
+from service.engine.ports import (
+    CustomerSource,
+    OutRecord,
+    Publisher,
+    RequestPosition,
+    SnapshotCache,
+)
+from service.engine.reconcile import Reconciliation, reconcile_unseen
+from service.engine.transactions import TransactionPipeline
+from service.logs import get_logger
+from service.metrics import CHANGE_EVENTS, LAST_SUCCESS, RUN_DURATION, RUN_IN_PROGRESS, RUNS
+from service.sync.diff import diff_customer, needs_snapshot_update, removal
+from service.sync.events import EventContext, OutEvent, build_event, snapshot_key
+from service.sync.records import ClientMeta, decode_state, encode_state, meta_key, stores_state
+from service.sync.requests import FetchRequest
+from service.sync.results import RunResult, RunStatus
+from service.sync.state import TrackingRules
+from service.tuning import release_free_memory
+
+__all__ = ["ProgressCallback", "SyncEngine"]
+
+log = get_logger(__name__)
+
+ProgressCallback = Callable[[ReadReport], None]
+
+# Every this many customers a run hands the allocator's free pages back to the system
+# (`release_free_memory`): without it the RSS grows with the size of the client.
+TRIM_EVERY = 20_000
+
+
+@dataclass
+class _Run:
+    """What one run carries from step to step."""
+
+    request: FetchRequest
+    partition: int
+    baseline: bool
+    pipeline: TransactionPipeline
+    log: Any
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    t0: float = field(default_factory=time.monotonic)
+    customers: int = 0
+
+    @property
+    def client_no(self) -> int:
+        return self.request.clientNo
+
+
+class SyncEngine:
+    def __init__(self, settings: Settings, cache: SnapshotCache, source: CustomerSource) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.cache = cache
+        self.source = source
+        self.rules = TrackingRules.from_config(settings.sync.groups, settings.sync.include_personal_fields)
+        self._fields = self.rules.state_fields()
+        self._declared = frozenset(Customer.model_fields)
+        # A transaction covers `pages_per_transaction` pages' worth of customers (full pages of
+        # `page_size`): slices end in short pages, and a 1,000,000-customer client read in name
+        # slices averages ~150 customers a page; a transaction per short page cost more in Kafka
+        # round trips than the whole diff (docs/performance.md).
+        self._per_transaction = settings.sync.pages_per_transaction * settings.api.page_size
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        request: FetchRequest,
+        publisher: Publisher,
+        partition: int,
+        position: RequestPosition | None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunResult:
+        meta = self.cache.get_meta(request.clientNo)
+        run = _Run(
+            request,
+            partition,
+            baseline=meta is None,
+            pipeline=TransactionPipeline(publisher, self.cache, self.topics.snapshot_topic, partition),
+            log=log.bind(requestId=str(request.requestId), clientNo=request.clientNo),
+        )
+        if self._superseded(run, meta):
+            result = self._result(run, RunStatus.SUPERSEDED)
+            await self._finish(run, publisher, position, [], [], result)
+            return result
+
+        async with self._running(run):
+            report = await self._read(run, on_progress)
+            found = await self._reconcile(run, report)
+            result = self._result(
+                run, RunStatus.REMOVALS_HELD if found.held else RunStatus.SUCCEEDED, report, found
+            )
+            events, records = self._removal_records(run, found)
+            records += self._meta_records(run)
+            result.counts = dict(Counter(result.counts) + Counter(ev.kind for ev in events))
+            await self._finish(run, publisher, position, records, events, result)
+            for ev in events:
+                CHANGE_EVENTS.labels(ev.kind).inc()
+            LAST_SUCCESS.labels(str(run.client_no)).set(time.time())
+            run.log.info(
+                "run finished",
+                status=result.status.value,
+                counts=result.counts,
+                customers=result.customersRead,
+                seconds=result.durationSeconds,
+            )
+            return result
+
+    async def fail(
+        self,
+        request: FetchRequest,
+        publisher: Publisher,
+        partition: int,
+        position: RequestPosition | None,
+        error: str,
+        extra: list[OutRecord] | None = None,
+    ) -> RunResult:
+        """Answer the request with a failed result (and optional DLQ record) in its last transaction."""
+        run = _Run(
+            request,
+            partition,
+            baseline=False,
+            pipeline=TransactionPipeline(publisher, self.cache, self.topics.snapshot_topic, partition),
+            log=log,
+        )
+        result = self._result(run, RunStatus.FAILED)
+        result.error = error
+        await self._finish(run, publisher, position, list(extra or []), [], result)
+        return result
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    def _superseded(self, run: _Run, meta: ClientMeta | None) -> bool:
+        last = meta.last_completed_run_started_at if meta else None
+        if last is not None and run.request.requestedAt < last:
+            run.log.info("request superseded", lastRunStartedAt=last.isoformat())
+            return True
+        return False
+
+    @asynccontextmanager
+    async def _running(self, run: _Run) -> AsyncIterator[None]:
+        """Around the run: the in-progress gauge and the seen-marks; on the way out, whatever the
+        outcome, every transaction in flight settled and what was committed written to the cache.
+        A failed transaction's error replaces the run's (the worker then restores the partition
+        before a retry, in case the commit landed after all)."""
+        RUN_IN_PROGRESS.labels(str(run.client_no)).set(1)
+        run.log.info("run started", filters=run.request.filter_query, baseline=run.baseline)
+        self.cache.reset_seen(run.client_no)
+        try:
+            yield
+        finally:
+            try:
+                await run.pipeline.settle()
+            finally:
+                run.pipeline.apply()
+                self.cache.drop_seen(run.client_no)
+                RUN_IN_PROGRESS.labels(str(run.client_no)).set(0)
+
+    async def _read(self, run: _Run, on_progress: ProgressCallback | None) -> ReadReport:
+        """Read every page, committing a transaction per `pages_per_transaction` pages' worth."""
+        stream = self.source.read(run.client_no, run.request.filter_query or None)
+        pending: list[Customer] = []
+        last_log = time.monotonic()
+        try:
+            async for page in stream:
+                pending += page.customers
+                if len(pending) >= self._per_transaction:
+                    await self._commit_customers(run, pending, mark_seen=True)
+                    pending = []
+                if on_progress:
+                    on_progress(stream.report)
+                if time.monotonic() - last_log >= self.settings.sync.progress_interval:
+                    last_log = time.monotonic()
+                    self._log_progress(run, stream.report)
+            if pending:
+                await self._commit_customers(run, pending, mark_seen=True)
+        finally:
+            await stream.aclose()  # a failed or cancelled run leaves no fetch running
+        await run.pipeline.settle()
+        run.pipeline.apply()
+        return stream.report
+
+    async def _commit_customers(self, run: _Run, customers: Sequence[Customer], *, mark_seen: bool) -> None:
+        """Diff `customers` against the cache and queue one transaction with their events and
+        snapshot records (none when nothing changed)."""
+        client_no = run.client_no
+        stored = self.cache.get_raw_states(client_no, [c.customerNo for c in customers], mark_seen=mark_seen)
+        events: list[OutEvent] = []
+        snapshot: list[tuple[bytes, bytes]] = []
+        ctx: EventContext | None = None
+        fields, declared = self._fields, self._declared
+        for customer in customers:
+            state = customer_state(customer, fields, declared)
+            raw = stored.get(customer.customerNo)
+            if raw is not None and stores_state(raw, orjson.dumps(state)):
+                continue  # unchanged, the common case: nothing to decode or diff
+            before = decode_state(raw) if raw is not None else None
+            changes = diff_customer(customer.customerNo, before, state, self.rules, baseline=run.baseline)
+            if changes:
+                ctx = ctx or self._context(run.request)
+                events += [build_event(change, ctx) for change in changes]
+            if needs_snapshot_update(before, state):
+                rev = (before.rev if before else 0) + (1 if changes else 0)
+                snapshot.append((snapshot_key(client_no, customer.customerNo), encode_state(state, rev)))
+        self._count_customers(run, len(customers))
+        if events or snapshot:
+            records = self._event_records(events)
+            records += [
+                OutRecord(self.topics.snapshot_topic, k, v, partition=run.partition) for k, v in snapshot
+            ]
+            await run.pipeline.submit(records, snapshot, Counter(ev.kind for ev in events))
+
+    async def _reconcile(self, run: _Run, report: ReadReport) -> Reconciliation:
+        """Snapshot customers the read did not see: hold, or GET each (removed or missed)."""
+        if run.request.is_filtered:
+            return Reconciliation()  # a filtered read never says anything about the others
+        api = self.settings.api
+        found = await reconcile_unseen(
+            list(self.cache.unseen(run.client_no)),
+            self.cache.count(run.client_no),
+            self.settings.sync.removal_hold_fraction,
+            lambda no: self.source.get_customer(run.client_no, no),
+            api.concurrency,
+        )
+        if found.held:
+            run.log.warning("removals held: too many customers missing from the read", candidates=found.held)
+        if found.found:
+            run.log.warning("coverage gap: customers missed by the read still exist", count=len(found.found))
+            await self._commit_customers(run, found.found, mark_seen=False)
+            await run.pipeline.settle()
+            run.pipeline.apply()
+        return found
+
+    def _removal_records(self, run: _Run, found: Reconciliation) -> tuple[list[OutEvent], list[OutRecord]]:
+        if not found.removed:
+            return [], []
+        ctx = self._context(run.request)
+        events = [build_event(removal(no, old), ctx) for no, old in found.removed]
+        tombstones = [
+            OutRecord(
+                self.topics.snapshot_topic, snapshot_key(run.client_no, no), None, partition=run.partition
+            )
+            for no, _ in found.removed
+        ]
+        return events, tombstones
+
+    def _meta_records(self, run: _Run) -> list[OutRecord]:
+        """The client's run metadata, after every unfiltered run that got this far, whatever the
+        read's coverage: the next run is then a steady one (created, not baseline; superseded)."""
+        if run.request.is_filtered:
+            return []
+        meta = ClientMeta(run.started_at, str(run.request.requestId))
+        return [
+            OutRecord(
+                self.topics.snapshot_topic, meta_key(run.client_no), meta.to_bytes(), partition=run.partition
+            )
+        ]
+
+    async def _finish(
+        self,
+        run: _Run,
+        publisher: Publisher,
+        position: RequestPosition | None,
+        records: list[OutRecord],
+        events: list[OutEvent],
+        result: RunResult,
+    ) -> None:
+        """The last transaction: events, records, the result and the request offset."""
+        out = self._event_records(events) + records
+        out.append(
+            OutRecord(
+                self.topics.results_topic,
+                str(result.clientNo).encode(),
+                result.model_dump_json().encode(),
+                headers=[("content-type", b"application/json")],
+            )
+        )
+        committed = await publisher.commit(out, position)
+        snapshot = [(r.key, r.value) for r in records if r.topic == self.topics.snapshot_topic]
+        if snapshot:
+            last = committed.last_offsets.get((self.topics.snapshot_topic, run.partition))
+            self.cache.apply(run.partition, snapshot, last + 1 if last is not None else None)
+        RUNS.labels(result.status.value).inc()
+        RUN_DURATION.observe(result.durationSeconds)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _count_customers(self, run: _Run, n: int) -> None:
+        before, run.customers = run.customers, run.customers + n
+        if run.customers // TRIM_EVERY != before // TRIM_EVERY:
+            release_free_memory()
+
+    def _event_records(self, events: list[OutEvent]) -> list[OutRecord]:
+        return [OutRecord(self.topics.event_topic(e.topic_kind), e.key, e.value, e.headers) for e in events]
+
+    def _context(self, request: FetchRequest) -> EventContext:
+        return EventContext(
+            client_no=request.clientNo,
+            request_id=request.requestId,
+            observed_at=datetime.now(UTC),
+            source=self.settings.sync.source,
+            schema_base_url=self.settings.sync.schema_base_url,
+        )
+
+    def _result(
+        self,
+        run: _Run,
+        status: RunStatus,
+        report: ReadReport | None = None,
+        found: Reconciliation | None = None,
+    ) -> RunResult:
+        request = run.request
+        return RunResult(
+            requestId=str(request.requestId),
+            clientNo=request.clientNo,
+            status=status,
+            counts=dict(run.pipeline.counts),
+            pages=report.pages_read if report else 0,
+            slices=report.slices if report else 0,
+            customersRead=report.customers if report else 0,
+            coverage=report.coverage if report else None,
+            coverageGaps=found.gap_sample if found else [],
+            coverageGapCount=len(found.found) if found else 0,
+            removalsHeld=found.held if found else 0,
+            filters=request.filter_query,
+            reason=request.reason,
+            startedAt=run.started_at,
+            finishedAt=datetime.now(UTC),
+            durationSeconds=round(time.monotonic() - run.t0, 3),
+            retries=dict(report.retries) if report else {},
+        )
+
+    @staticmethod
+    def _log_progress(run: _Run, report: ReadReport) -> None:
+        elapsed = max(time.monotonic() - run.t0, 1e-6)
+        remaining = max(report.pages_total - report.pages_read, 0)
+        per_page = elapsed / report.pages_read if report.pages_read else 0.0
+        run.log.info(
+            "run progress",
+            pages=report.pages_read,
+            pagesTotal=report.pages_total,
+            customers=report.customers,
+            customersPerSecond=round(report.customers / elapsed),
+            etaSeconds=round(remaining * per_page),
+        )

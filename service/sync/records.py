@@ -1,0 +1,80 @@
+"""Snapshot changelog records: keys and values as the snapshot topic and the local cache hold them.
+
+  `{clientNo}/{customerNo}` → `{"state": {...}, "rev": n}` or a tombstone (customer removed)
+  `{clientNo}#meta`         → `{"lastCompletedRunStartedAt": iso, "requestId": ...}` (run metadata)
+
+Pure encoding, shared by the engine (which builds records) and the cache (which stores them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from service.sync.diff import StoredState
+
+META_SEPARATOR = "#meta"
+
+
+@dataclass(frozen=True)
+class ClientMeta:
+    last_completed_run_started_at: datetime | None
+    request_id: str | None = None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "lastCompletedRunStartedAt": self.last_completed_run_started_at.isoformat()
+                if self.last_completed_run_started_at
+                else None,
+                "requestId": self.request_id,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ClientMeta:
+        data = orjson.loads(raw)
+        started = data.get("lastCompletedRunStartedAt")
+        return cls(datetime.fromisoformat(started) if started else None, data.get("requestId"))
+
+
+def meta_key(client_no: int) -> bytes:
+    return f"{client_no}{META_SEPARATOR}".encode()
+
+
+def parse_key(key: bytes) -> tuple[int, str | None]:
+    """(clientNo, customerNo) of a changelog key; customerNo None for the client's meta record."""
+    text = key.decode()
+    if text.endswith(META_SEPARATOR):
+        return int(text[: -len(META_SEPARATOR)]), None
+    client, _, customer = text.partition("/")
+    return int(client), customer
+
+
+def encode_state(state: dict[str, Any], rev: int) -> bytes:
+    return orjson.dumps({"state": state, "rev": rev})
+
+
+_STATE_HEAD = b'{"state":'
+_REV_HEAD = b',"rev":'
+
+
+def stores_state(raw: bytes, state_json: bytes) -> bool:
+    """Whether the stored value `raw` holds exactly the state whose JSON is `state_json`
+    (`orjson.dumps(state)`), without decoding it: `encode_state` writes `{"state":<that JSON>,"rev":n}`.
+    Equal bytes mean equal states; unequal bytes may still be equal states (another key order), which
+    the caller finds out by decoding."""
+    at = len(_STATE_HEAD)
+    return (
+        raw.startswith(_STATE_HEAD)
+        and raw.startswith(state_json, at)
+        and raw.startswith(_REV_HEAD, at + len(state_json))
+    )
+
+
+def decode_state(raw: bytes) -> StoredState:
+    data = orjson.loads(raw)
+    return StoredState(data["state"], int(data["rev"]))

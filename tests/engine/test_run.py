@@ -1,0 +1,221 @@
+"""The sync engine on in-memory fakes of its ports: every path of a run, in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from service.config import ApiSettings, Settings
+from service.engine import RequestPosition, SyncEngine
+from service.sync.requests import FetchRequest, Filters
+from service.sync.results import RunResult, RunStatus
+from tests.engine.fakes import CommitFailed, FakeCache, FakePublisher, FakeSource, customer
+
+CLIENT = 2218
+PARTITION = 3
+CREATED = "amili.customer.created.v1"
+REMOVED = "amili.customer.removed.v1"
+BASELINE = "amili.customer.baseline.v1"
+BALANCE = "amili.customer.balance_changed.v1"
+ADDRESS = "amili.customer.address_changed.v1"
+
+
+def settings(**sync: object) -> Settings:
+    return Settings(
+        api=ApiSettings(base_url="http://127.0.0.1:1/arm/v1", page_size=2),
+        sync={"pages_per_transaction": 1, **sync},  # type: ignore[arg-type]
+    )
+
+
+def request(at: datetime | None = None, filters: dict[str, str] | None = None) -> FetchRequest:
+    return FetchRequest(
+        requestId=uuid.uuid4(),
+        clientNo=CLIENT,
+        requestedAt=at or datetime.now(UTC),
+        filters=Filters.model_validate(filters) if filters else None,
+    )
+
+
+class Harness:
+    def __init__(self, **sync: object) -> None:
+        self.cache = FakeCache()
+        self.source = FakeSource()
+        self.settings = settings(**sync)
+
+    def engine(self) -> SyncEngine:
+        return SyncEngine(self.settings, self.cache, self.source)
+
+    async def run(
+        self, req: FetchRequest | None = None, publisher: FakePublisher | None = None
+    ) -> tuple[RunResult, FakePublisher]:
+        publisher = publisher or FakePublisher()
+        position = RequestPosition("requests", PARTITION, 41, "group")
+        result = await self.engine().run(req or request(), publisher, PARTITION, position)
+        return result, publisher
+
+
+def pages(*customers: object) -> list[list[object]]:
+    items = list(customers)
+    return [items[i : i + 2] for i in range(0, len(items), 2)]
+
+
+async def baseline(h: Harness, n: int = 6) -> None:
+    h.source.pages = pages(*(customer(i) for i in range(1, n + 1)))  # type: ignore[arg-type]
+    await h.run()
+
+
+async def test_first_run_publishes_one_baseline_per_customer_and_the_run_metadata() -> None:
+    h = Harness()
+    h.source.pages = pages(*(customer(i) for i in range(1, 6)))  # type: ignore[arg-type]
+    result, pub = await h.run()
+    assert result.status is RunStatus.SUCCEEDED
+    assert pub.event_types() == [BASELINE] * 5
+    assert result.counts == {"baseline": 5}
+    assert h.cache.count(CLIENT) == 5 and h.cache.get_meta(CLIENT) is not None
+    # page transactions carry no offset; the last one carries the request's, and the result
+    assert [c for _, c in pub.committed[:-1]] == [None] * (len(pub.committed) - 1)
+    last_records, consumed = pub.committed[-1]
+    assert consumed == RequestPosition("requests", PARTITION, 41, "group")
+    assert [r.topic for r in last_records][-1].endswith("sync-results")
+    # every event travels with its customer's snapshot record in the same transaction
+    for records, _ in pub.committed[:-1]:
+        events = {r.key for r in records if r.topic.endswith("lifecycle")}
+        snaps = {r.key for r in records if r.topic.endswith("snapshot")}
+        assert events == snaps
+
+
+async def test_steady_run_publishes_only_true_changes_and_created_ones() -> None:
+    h = Harness()
+    await baseline(h, 4)
+    h.source.pages = pages(
+        customer(1), customer(2, balance=250.5), customer(3, city="Bergen"), customer(4), customer(9)
+    )  # type: ignore[arg-type]
+    result, pub = await h.run()
+    assert sorted(pub.event_types()) == sorted([BALANCE, ADDRESS, CREATED])
+    assert result.counts == {"balance": 1, "address": 1, "created": 1}
+    balance = next(r for r in pub.records("balance-changed"))
+    data = orjson.loads(balance.value or b"")
+    assert data["before"] == {"balanceTotal": 100.0} and data["after"] == {"balanceTotal": 250.5}
+    assert h.cache.state(CLIENT, "2").rev == 2  # type: ignore[union-attr]  # baseline 1, then one change
+    # an unchanged run writes nothing but its result
+    again, pub2 = await h.run()
+    assert again.counts == {} and len(pub2.committed) == 1
+
+
+async def test_filtered_run_updates_what_it_saw_and_infers_no_removal_and_no_metadata() -> None:
+    h = Harness()
+    await baseline(h, 4)
+    meta_before = h.cache.meta[CLIENT]
+    h.source.pages = pages(customer(2, balance=5.0))  # type: ignore[arg-type]
+    result, pub = await h.run(request(filters={"name": "A"}))
+    assert pub.event_types() == [BALANCE]
+    assert h.source.gets == [] and h.cache.count(CLIENT) == 4
+    assert h.cache.meta[CLIENT] == meta_before
+    assert result.filters == {"name": "A"}
+
+
+async def test_a_request_older_than_the_last_completed_run_is_superseded_without_reading() -> None:
+    h = Harness()
+    await baseline(h, 2)
+    reads = len(h.source.streams)
+    result, pub = await h.run(request(at=datetime.now(UTC) - timedelta(hours=1)))
+    assert result.status is RunStatus.SUPERSEDED
+    assert len(h.source.streams) == reads and pub.event_types() == []
+    assert pub.committed[-1][1] is not None  # the offset still moves
+
+
+async def test_a_client_that_suddenly_reads_as_empty_is_held_before_any_get() -> None:
+    h = Harness()
+    await baseline(h, 10)
+    h.source.pages = []
+    h.source.existing = {}
+    result, pub = await h.run()
+    assert result.status is RunStatus.REMOVALS_HELD and result.removalsHeld == 10
+    assert h.source.gets == []  # held on the candidate count, no GET sent
+    assert REMOVED not in pub.event_types() and h.cache.count(CLIENT) == 10
+
+
+async def test_a_customer_gone_at_the_api_is_removed_after_get_one_confirms_it() -> None:
+    h = Harness()
+    await baseline(h, 6)
+    survivors = [customer(i) for i in range(1, 6)]
+    h.source.pages = pages(*survivors)  # type: ignore[arg-type]
+    h.source.existing = {c.customerNo: c for c in survivors}
+    result, pub = await h.run()
+    assert h.source.gets == ["6"]
+    assert pub.event_types() == [REMOVED] and result.counts == {"removed": 1}
+    tombstones = [r for r in pub.records("snapshot") if r.value is None]
+    assert [r.key for r in tombstones] == [b"2218/6"]
+    assert h.cache.count(CLIENT) == 5
+
+
+async def test_a_customer_the_read_missed_is_a_coverage_gap_diffed_through_get_one() -> None:
+    h = Harness()
+    await baseline(h, 6)
+    missed = customer(6, balance=999.0)
+    h.source.pages = pages(*(customer(i) for i in range(1, 6)))  # type: ignore[arg-type]
+    h.source.existing = {"6": missed}
+    h.source.coverage = "incomplete"
+    result, pub = await h.run()
+    assert result.coverageGaps == ["6"] and result.coverageGapCount == 1
+    assert pub.event_types() == [BALANCE]  # its change is still published, and it is not removed
+    assert h.cache.count(CLIENT) == 6
+    # coverage does not decide the run state: the metadata is written, the next run is steady
+    h.source.pages = pages(*(customer(i) for i in range(1, 6)), customer(7))  # type: ignore[arg-type]
+    h.source.existing = None
+    _, pub2 = await h.run()
+    assert CREATED in pub2.event_types() and BASELINE not in pub2.event_types()
+
+
+async def test_a_failed_commit_fails_the_run_and_the_cache_holds_only_what_was_committed() -> None:
+    h = Harness()
+    h.source.pages = pages(*(customer(i) for i in range(1, 7)))  # type: ignore[arg-type]
+    publisher = FakePublisher(fail_at={1})  # the second page transaction
+    with pytest.raises(CommitFailed):
+        await h.run(publisher=publisher)
+    committed_keys = {
+        r.key for records, _ in publisher.committed for r in records if r.topic.endswith("snapshot")
+    }
+    assert {f"2218/{no}".encode() for (_, no) in h.cache.values} == committed_keys
+    assert h.cache.get_meta(CLIENT) is None  # no result, no metadata: the request is redelivered
+    # the redelivered request publishes what was not committed, and nothing twice
+    result, pub = await h.run()
+    assert len(pub.event_types()) == 6 - len(committed_keys)
+    assert result.status is RunStatus.SUCCEEDED
+
+
+async def test_cancelling_a_run_mid_read_closes_the_read_and_keeps_the_cache_consistent() -> None:
+    h = Harness()
+    h.source.gate = asyncio.Event()
+    h.source.pages = pages(*(customer(i) for i in range(1, 7)))  # type: ignore[arg-type]
+    publisher = FakePublisher()
+    task = asyncio.create_task(h.engine().run(request(), publisher, PARTITION, None))
+    while not publisher.committed:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert h.source.streams[-1].closed
+    assert h.cache.count(CLIENT) == 2  # the first page's committed transaction reached the cache
+    assert h.cache.get_meta(CLIENT) is None
+
+
+async def test_get_one_confirmation_never_has_more_than_concurrency_requests_in_flight() -> None:
+    from service.engine.reconcile import confirm_each
+
+    in_flight = peak = 0
+
+    async def fetch(no: str) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return None
+
+    found, absent = await confirm_each([str(i) for i in range(500)], fetch, 4)
+    assert found == [] and len(absent) == 500 and peak == 4
