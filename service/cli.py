@@ -15,9 +15,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from service import tracing
 from service.config import Settings, SettingsError, load_settings, render_env_example, render_markdown_table
 from service.logs import configure_logging
+from service.version import VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="amili-sync",
         description="Sync Amili ARM customers to per-customer Kafka change events, exactly once.",
     )
+    parser.add_argument("--version", action="version", version=f"amili-sync {VERSION}")
     sub = parser.add_subparsers(
         dest="command", metavar="{run,request,tail,sync,sandbox,config}", required=True
     )
 
     sub.add_parser("run", help="run the worker (consumes fetch requests, publishes change events)")
 
-    req = sub.add_parser("request", help="send a fetch request for a client")
-    req.add_argument("--client", type=int, required=True, help="Amili client number")
+    req = sub.add_parser("request", help="send fetch requests, one per client")
+    req.add_argument(
+        "--client",
+        type=int,
+        action="append",
+        default=[],
+        help="Amili client number; repeatable (one request per client)",
+    )
+    req.add_argument(
+        "--clients-file",
+        type=Path,
+        metavar="PATH",
+        help="file of client numbers, one per line (blank lines and # comments skipped)",
+    )
     req.add_argument(
         "--filter",
         action="append",
@@ -46,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="wait up to this long for the run result and print it",
+        help="wait up to this long for the run results and print them",
     )
 
     tail = sub.add_parser("tail", help="print events (read_committed), one line each")
@@ -109,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"amili-sync: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format.value, settings.log_level)
-    return asyncio.run(_dispatch(args, settings))
+    tracing.configure_tracing()  # only when OTEL_* variables ask for it
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    finally:
+        tracing.shutdown_tracing()  # export the spans still buffered
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,9 +143,22 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_worker(settings)
     if args.command == "request":
-        from service.kafka.requests import send_request
+        from service.kafka.requests import ClientListError, read_clients_file, send_requests, unique
 
-        return await send_request(settings, args.client, parse_filters(args.filter), args.reason, args.wait)
+        try:
+            clients = unique(
+                [*args.client, *(read_clients_file(args.clients_file) if args.clients_file else [])]
+            )
+        except ClientListError as exc:
+            print(f"amili-sync request: {exc}", file=sys.stderr)
+            return 2
+        if not clients:
+            print(
+                "amili-sync request: no client: give --client N (repeatable) or --clients-file",
+                file=sys.stderr,
+            )
+            return 2
+        return await send_requests(settings, clients, parse_filters(args.filter), args.reason, args.wait)
     if args.command == "tail":
         from service.kafka.tail import tail
 

@@ -97,6 +97,11 @@ class KafkaSettings(_Group):
         return self
 
 
+class TopicManagement(StrEnum):
+    CREATE = "create"
+    VERIFY = "verify"
+
+
 class TopicSettings(_Group):
     prefix: str = Field("amili.customers", description="Prefix of every topic name")
     partitions: int = Field(6, ge=1, description="Partitions of topics the worker creates")
@@ -112,6 +117,11 @@ class TopicSettings(_Group):
     )
     lifecycle: str = Field(kinds.LIFECYCLE, description="created / removed / baseline events")
     sync_results: str = Field("sync-results", description="One run result per request")
+    manage: TopicManagement = Field(
+        TopicManagement.CREATE,
+        description="create: the worker creates missing topics at start; verify: it only checks them "
+        "(existence, equal request/snapshot partitions, compacted snapshot) and refuses to start otherwise",
+    )
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}" if self.prefix else suffix

@@ -21,13 +21,23 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 # 11 digits not inside a longer digit run: a national id (fødselsnummer) or D-number.
-_NATIONAL_ID = re.compile(r"(?<!\d)\d{6}[ ]?\d{5}(?!\d)")
+# A UUID (a request id) may hold such a run in its last group: UUIDs are matched first and kept.
+_NATIONAL_ID = re.compile(
+    r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
+    r"|(?<!\d)\d{6}[ ]?\d{5}(?!\d)"
+)
+
+
+def _mask_national_id(match: re.Match[str]) -> str:
+    return match.group(0) if match.group("uuid") else MASK
+
+
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
 def mask_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return _BEARER.sub(r"\1" + MASK, _NATIONAL_ID.sub(MASK, value))
+        return _BEARER.sub(r"\1" + MASK, _NATIONAL_ID.sub(_mask_national_id, value))
     if depth > 6:
         return value
     if isinstance(value, Mapping):
@@ -105,5 +115,6 @@ def route_through_root(*names: str) -> None:
         lib_logger.propagate = True
 
 
-def get_logger(name: str | None = None) -> Any:
-    return structlog.stdlib.get_logger(name)
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

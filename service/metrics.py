@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from service.version import VERSION
+
 PAGES_FETCHED = Counter("amili_sync_pages_fetched_total", "ARM pages fetched and parsed", ["client_no"])
 CUSTOMERS_READ = Counter("amili_sync_customers_read_total", "Customers read from the ARM API", ["client_no"])
 API_CALLS = Counter("amili_sync_api_calls_total", "ARM API calls by HTTP status (or error kind)", ["status"])
+API_REQUEST_SECONDS = Histogram(
+    "amili_sync_api_request_seconds",
+    "Duration of one ARM API request/response (body included), by route (list, one, token) and HTTP "
+    "status (or error: no answer)",
+    ["route", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 API_RETRIES = Counter("amili_sync_api_retries_total", "ARM API call retries by cause", ["cause"])
 SLICES = Counter(
     "amili_sync_slices_total", "Query slices read because of the maximumCount cap", ["client_no"]
@@ -32,3 +41,5 @@ DLQ_RECORDS = Counter("amili_sync_dlq_records_total", "Requests sent to the dead
 RUN_IN_PROGRESS = Gauge(
     "amili_sync_run_in_progress", "1 while a run for the client is in progress", ["client_no"]
 )
+BUILD_INFO = Gauge("amili_sync_build_info", "Always 1; the version of the running worker", ["version"])
+BUILD_INFO.labels(VERSION).set(1)

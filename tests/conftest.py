@@ -13,10 +13,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from testkit.broker import BrokerError, LocalBroker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SCRAM_USER, SCRAM_PASSWORD = "amili-test", "scram-test-password"
 

@@ -65,3 +65,12 @@ def test_console_format_on_a_terminal_is_readable_and_masked() -> None:
 def test_json_forced_even_on_a_terminal() -> None:
     text = _emit(_Tty(), "json")
     assert json.loads(text.splitlines()[0])["event"] == "calling api"
+
+
+def test_a_request_id_is_not_taken_for_a_national_id() -> None:
+    from service.logs import mask_value
+
+    # the last group of this UUID holds an 11-digit run: the id stays whole, the real number goes
+    text = "request 81497b95-1407-4f42-b300-33140410159f for 01019921717"
+    assert mask_value(text) == "request 81497b95-1407-4f42-b300-33140410159f for ***"
+    assert mask_value("33140410159f") == "***f"  # not a UUID: masked as before

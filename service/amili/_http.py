@@ -4,8 +4,8 @@ Retries use **stamina** rather than bare tenacity: it is already a dependency, w
 the policy we want in one call (exponential backoff with jitter, bounded by attempts *and* total
 time), supports `async for attempt in retry_context(...)` so the whole attempt (send, read body,
 parse) is retried as one unit, and lets a backoff hook return an explicit wait, which is how
-`Retry-After` is honoured. Its instrumentation (a structlog warning and a Prometheus counter per
-scheduled retry) comes for free; the exceptions it logs (`_Transient`) carry no secret.
+`Retry-After` is honoured. Its own instrumentation is off (`_instrument.py`): each retry is counted
+(`amili_sync_api_retries_total`) and logged (`amili.retry`) once, here, with the client and path.
 
 What is retried: 429, every 5xx, httpx timeouts, transport errors (connect errors, resets,
 `RemoteProtocolError` on a cut-off body, `ReadError`) and a 2xx body that is not valid JSON (a
@@ -38,6 +38,7 @@ from service.config import ApiSettings
 from service.logs import MASK, get_logger, mask_value
 from service.metrics import API_CALLS, API_RETRIES
 
+from ._instrument import exchange
 from .errors import AmiliProtocolError, AmiliUnavailable
 
 T = TypeVar("T")
@@ -220,7 +221,7 @@ class Caller:
                         stats.retry(last.cause)
                         log.warning(
                             "amili.retry",
-                            client_no=client_no,
+                            clientNo=client_no,
                             method=method,
                             path=path,
                             cause=last.describe(),
@@ -256,12 +257,14 @@ class Caller:
         if limited:
             await self.limiter.acquire()
         extra = dict(await headers()) if headers is not None else None
-        try:
-            response = await self.http.request(method, url, params=params, data=data, headers=extra)
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            kind = type(exc).__name__
-            stats.call(kind)
-            raise Transient(kind, detail=self.redactor(str(exc))[:EXCERPT_CHARS]) from None
+        with exchange(method, url) as answered:  # the latency histogram and the API call's span
+            try:
+                response = await self.http.request(method, url, params=params, data=data, headers=extra)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                kind = type(exc).__name__
+                stats.call(kind)
+                raise Transient(kind, detail=self.redactor(str(exc))[:EXCERPT_CHARS]) from None
+            answered.status = response.status_code
         status = response.status_code
         stats.call(str(status))
         if status == 429 or status >= 500:

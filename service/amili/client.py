@@ -212,6 +212,6 @@ class AmiliClient:
                         f"Amili API: client {client_no}: GET /{path} answered 401 Unauthorized {why}: {exc.excerpt}"
                     ) from None
                 stats.retry("401")
-                log.info("amili.unauthorized", client_no=client_no, path="/" + path, action="refresh token")
+                log.info("amili.unauthorized", clientNo=client_no, path="/" + path, action="refresh token")
                 await self._auth.invalidate(used[0])
         raise AssertionError("unreachable")  # pragma: no cover

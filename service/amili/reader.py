@@ -156,7 +156,7 @@ class CustomerRead:
         ]
         log.info(
             "amili.read_started",
-            client_no=self._client_no,
+            clientNo=self._client_no,
             filters=self._root.filters,
             concurrency=self._concurrency,
             slicing=self._strategy.name,
@@ -250,7 +250,7 @@ class CustomerRead:
                 self.report.discarded_pages += 1
                 log.info(
                     "amili.slice_split",
-                    client_no=self._client_no,
+                    clientNo=self._client_no,
                     slice=sl.describe(),
                     total_count=total,
                     maximum_count=cap,
@@ -267,7 +267,7 @@ class CustomerRead:
                 f"read capped, the rest is missing"
             )
             log.warning(
-                "amili.slice_capped", client_no=self._client_no, slice=sl.describe(), total_count=total
+                "amili.slice_capped", clientNo=self._client_no, slice=sl.describe(), total_count=total
             )
         else:
             sl.true_total = total
@@ -332,7 +332,7 @@ class CustomerRead:
             self.report.query_restarts += 1
             self._stats.retry("query_expired")
             log.warning(
-                "amili.query_expired", client_no=self._client_no, slice=sl.describe(), action="restart"
+                "amili.query_expired", clientNo=self._client_no, slice=sl.describe(), action="restart"
             )
             answer = await self._fetcher.list_first(self._client_no, sl.filters, self._stats)
             summary = answer.summary
@@ -393,7 +393,7 @@ class CustomerRead:
         if customers:
             CUSTOMERS_READ.labels(client_no=client).inc(len(customers))
         log.debug(
-            "amili.page", client_no=self._client_no, slice=sl.describe(), page=page_no, of=sl.total_pages
+            "amili.page", clientNo=self._client_no, slice=sl.describe(), page=page_no, of=sl.total_pages
         )
         if sl.pages_done == sl.total_pages:
             self._complete(sl)
@@ -453,7 +453,7 @@ class CustomerRead:
         report.complete = report.coverage != "incomplete"
         log.info(
             "amili.read_done",
-            client_no=self._client_no,
+            clientNo=self._client_no,
             customers=report.customers,
             pages=report.pages_read,
             slices=report.slices,

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from service import tracing
 from service.amili.models import Customer, ReadReport
 from service.config import Settings
 from service.engine.extract import customer_state
@@ -332,6 +333,7 @@ class SyncEngine:
             observed_at=datetime.now(UTC),
             source=self.settings.sync.source,
             schema_base_url=self.settings.sync.schema_base_url,
+            traceparent=tracing.current_traceparent(),  # the run's span: ce_traceparent on its events
         )
 
     def _result(

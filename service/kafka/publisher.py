@@ -20,6 +20,7 @@ import aiokafka.producer.sender
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
+from service import tracing
 from service.config import Settings
 from service.engine.ports import Committed, OutRecord, RequestPosition
 
@@ -71,6 +72,22 @@ class PartitionPublisher:
         abort on any error."""
         producer = self.producer
         last: dict[tuple[str, int], int] = {}
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.batch.message_count": len(records),
+            "amili.transactional_id": self.transactional_id,
+        }
+        with tracing.span("kafka transaction", attributes, "producer"):  # a child of the run's span
+            await self._commit(producer, records, consumed, last)
+        return Committed(last)
+
+    @staticmethod
+    async def _commit(
+        producer: AIOKafkaProducer,
+        records: list[OutRecord],
+        consumed: RequestPosition | None,
+        last: dict[tuple[str, int], int],
+    ) -> None:
         async with producer.transaction():
             by_tp: dict[tuple[str, int], list[OutRecord]] = {}
             counts: dict[str, int] = {}
@@ -109,4 +126,3 @@ class PartitionPublisher:
                 end = meta.offset + n - 1
                 if end > last.get(k, -1):
                     last[k] = end
-        return Committed(last)

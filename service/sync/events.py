@@ -40,6 +40,9 @@ class EventContext:
     observed_at: datetime
     source: str  # CloudEvents source prefix, e.g. urn:amili:arm
     schema_base_url: str
+    # W3C trace context of the run (CloudEvents distributed tracing extension): `ce_traceparent` on
+    # every event when set, so consumers continue the run's trace
+    traceparent: str | None = None
 
     # the same for every event of a context: rendered once (events are built by the million)
     @cached_property
@@ -49,6 +52,10 @@ class EventContext:
     @cached_property
     def observed_at_text(self) -> str:
         return self.observed_at.isoformat()
+
+    @cached_property
+    def traceparent_header(self) -> bytes:
+        return (self.traceparent or "").encode()
 
     @cached_property
     def source_header(self) -> bytes:
@@ -124,6 +131,8 @@ def build_event(change: Change, ctx: EventContext) -> OutEvent:
         ("ce_dataschema", dataschema),
         ("content-type", _JSON),
     ]
+    if ctx.traceparent:
+        headers.append(("ce_traceparent", ctx.traceparent_header))
     return OutEvent(
         kind=change.kind,
         topic_kind=topic_kind(change.kind),

@@ -19,6 +19,7 @@ import logging
 import signal
 from typing import Any
 
+import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
@@ -27,6 +28,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
+from service import tracing
 from service.amili import (
     AmiliBadRequest,
     AmiliClient,
@@ -46,10 +48,12 @@ from service.metrics import DLQ_RECORDS, PARTITIONS_OWNED
 from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, MalformedRequest, parse_request
-from service.worker.contract import TITLE, VERSION, declare_publishers, subscriber_options
+from service.version import VERSION
+from service.worker.contract import TITLE, declare_publishers, subscriber_options
 from service.worker.health import HealthServer
 from service.worker.process import tune_process
 from service.worker.security import faststream_security
+from service.worker.telemetry import telemetry_middlewares
 
 log = get_logger(__name__)
 
@@ -80,6 +84,7 @@ class Worker:
             request_timeout_ms=settings.kafka.request_timeout_ms,
             graceful_timeout=30.0,
             logger=logging.getLogger("faststream.worker"),  # through structlog, like every other line
+            middlewares=telemetry_middlewares(),  # the request message's span (tracing on)
             log_level=logging.DEBUG,  # "Received"/"Processed" per message only at debug level
         )
         self.subscriber = self.broker.subscriber(
@@ -168,6 +173,12 @@ class Worker:
                 task.cancel()
 
     async def process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
+        """One request message: its run (or its way to the DLQ), in the run's span."""
+        attributes = {"messaging.kafka.partition": record.partition, "messaging.kafka.offset": record.offset}
+        with tracing.run_span(record.headers, attributes):
+            await self._process(record, publisher)
+
+    async def _process(self, record: ConsumerRecord[Any, Any], publisher: PartitionPublisher) -> None:
         settings = self.settings
         position = RequestPosition(record.topic, record.partition, record.offset, settings.kafka.group_id)
         try:
@@ -183,7 +194,13 @@ class Worker:
             await publisher.commit([dlq_record(settings, record, exc.code, str(exc))], position)
             DLQ_RECORDS.labels(exc.code).inc()
             return
-        await self.run_request(request, record, publisher, position)
+        # every log line of the run (engine, API reader, publisher) carries the request id and the
+        # client; the binding lives in this task's context and ends with it
+        tracing.annotate({"amili.request_id": str(request.requestId), "amili.client_no": request.clientNo})
+        with structlog.contextvars.bound_contextvars(
+            requestId=str(request.requestId), clientNo=request.clientNo
+        ):
+            await self.run_request(request, record, publisher, position)
 
     async def run_request(
         self,

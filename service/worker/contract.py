@@ -15,7 +15,6 @@ from service.sync.requests import FetchRequest
 from service.sync.results import RunResult
 
 TITLE = "amili-customer-sync"
-VERSION = "0.1.0"
 
 
 def subscriber_options(settings: Settings) -> dict[str, Any]:

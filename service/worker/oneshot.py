@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from service import tracing
 from service.amili import AmiliClient, AmiliError, ReadReport
 from service.config import Settings
 from service.engine import SyncEngine
@@ -97,10 +98,17 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
                         customers=report.customers,
                     )
 
-                try:
-                    result = await engine.run(request, publisher, partition, None, on_progress=on_progress)
-                except AmiliError as exc:
-                    result = await engine.fail(request, publisher, partition, None, str(exc))
+                attributes: dict[str, str | int] = {
+                    "amili.request_id": str(request.requestId),
+                    "amili.client_no": request.clientNo,
+                }
+                with tracing.run_span(None, attributes):  # a new trace (tracing on): no request message
+                    try:
+                        result = await engine.run(
+                            request, publisher, partition, None, on_progress=on_progress
+                        )
+                    except AmiliError as exc:
+                        result = await engine.fail(request, publisher, partition, None, str(exc))
     finally:
         await publisher.stop()
         store.close()
