@@ -23,7 +23,9 @@ from tests.conftest import ROOT, KafkaBroker
 @pytest.fixture
 async def topics(kafka_broker: KafkaBroker, topic_prefix: str) -> TopicSettings:
     topics = TopicSettings(prefix=topic_prefix, partitions=2)
-    await ensure_topics(topics, {"bootstrap_servers": kafka_broker.bootstrap_servers}, groups=default_groups())
+    await ensure_topics(
+        topics, {"bootstrap_servers": kafka_broker.bootstrap_servers}, groups=default_groups()
+    )
     return topics
 
 
