@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(render_env_example() if args.env_example else render_markdown_table())
         return 0
     try:
-        settings = load_settings()
+        settings = load_settings(require_api=args.command in ("run", "sync"))
     except SettingsError as exc:
         print(f"amili-sync: {exc}", file=sys.stderr)
         return 2

@@ -7,11 +7,13 @@ Nested groups use `__`: `AMILI_SYNC_KAFKA__BOOTSTRAP_SERVERS`, `AMILI_SYNC_API__
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -19,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -176,7 +179,13 @@ class SlicingStrategy(StrEnum):
 
 
 class ApiSettings(_Group):
-    base_url: str = Field("http://127.0.0.1:8700/arm/v1", description="ARM API base URL, ending in /arm/v1")
+    # before base_url: its validator reads it
+    allow_insecure_http: bool = Field(
+        False, description="Allow plain http to a host that is not loopback (base and token URL)"
+    )
+    base_url: str = Field(
+        "", description="ARM API base URL, ending in /arm/v1; https unless the host is loopback"
+    )
     token: SecretStr | None = Field(None, description="Static bearer token (instead of client credentials)")
     token_url: str | None = Field(None, description="OAuth2 token URL for client credentials")
     client_id: str | None = Field(None, description="OAuth2 client id")
@@ -213,6 +222,33 @@ class ApiSettings(_Group):
         if self.token_url and not (self.client_id and self.client_secret):
             raise ValueError("token_url needs client_id and client_secret")
         return self
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _secure_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Plain http only to loopback (bearer tokens and secrets travel on it). An empty base URL is
+        refused by `load_settings` for the commands that call the API (there is no default)."""
+        if not value:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        insecure = url.scheme == "http" and not _loopback(url.hostname)
+        if insecure and not info.data.get("allow_insecure_http"):
+            raise ValueError(
+                "plain http to a host that is not loopback is refused "
+                "(use https, or set AMILI_SYNC_API__ALLOW_INSECURE_HTTP=true)"
+            )
+        return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SyncSettings(_Group):
@@ -277,12 +313,22 @@ class SettingsError(Exception):
     """A setting is invalid. The message is one line naming the env variable and the problem."""
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment and `.env`; raise `SettingsError` with a one-line message."""
+def load_settings(*, require_api: bool = False, **overrides: Any) -> Settings:
+    """Read settings from the environment and `.env`; raise `SettingsError` with a one-line message.
+
+    `require_api`: the command calls the Amili API, so `AMILI_SYNC_API__BASE_URL` must be set (it
+    has no default: a default pointing at the sandbox would send a misconfigured worker's requests,
+    with their credentials, to whatever listens there)."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    if require_api and not settings.api.base_url:
+        raise SettingsError(
+            f"invalid setting {ENV_PREFIX}API{NESTED_DELIMITER}BASE_URL: is required "
+            "(the Amili ARM API base URL, ending in /arm/v1)"
+        )
+    return settings
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -2,7 +2,10 @@
 
 Every log line passes `mask_sensitive`: values under secret-looking keys (token, password, secret,
 authorization, client_secret, ssn, dateOfBirth) become "***", and any 11-digit run that looks like a
-Norwegian national id inside a string value is replaced too, wherever it appears.
+Norwegian national id inside a string value is replaced too, wherever it appears. Request filter
+values are personal data (a `name` filter is a person's name): under a `filters`/`filter` key the
+filter names stay and their values become "***", and in a `slice` description (`slice name='Ola'`)
+the quoted values do too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ def _mask_national_id(match: re.Match[str]) -> str:
 
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_FILTER_KEY = re.compile(r"^(filters?|filter_query|slice_filters)$", re.IGNORECASE)
+_SLICE_KEY = re.compile(r"^slice$", re.IGNORECASE)
+_QUOTED_VALUE = re.compile(r"""(=)('[^']*'|"[^"]*")""")
+
+
+def mask_filters(value: Any) -> Any:
+    """Filter names kept, values masked: {"name": "Ola"} -> {"name": "***"}."""
+    if isinstance(value, Mapping):
+        return {k: (MASK if v is not None else None) for k, v in value.items()}
+    return MASK if value else value
 
 
 def mask_value(value: Any, depth: int = 0) -> Any:
@@ -41,7 +54,16 @@ def mask_value(value: Any, depth: int = 0) -> Any:
     if depth > 6:
         return value
     if isinstance(value, Mapping):
-        return {k: (MASK if _is_secret_key(k) else mask_value(v, depth + 1)) for k, v in value.items()}
+        return {
+            k: (
+                MASK
+                if _is_secret_key(k)
+                else mask_filters(v)
+                if isinstance(k, str) and _FILTER_KEY.match(k)
+                else mask_value(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [mask_value(v, depth + 1) for v in value]
     return value
@@ -59,6 +81,10 @@ def mask_sensitive(
         value = event_dict[key]
         if _is_secret_key(key) and value is not None:
             event_dict[key] = MASK
+        elif _FILTER_KEY.match(key):
+            event_dict[key] = mask_filters(value)
+        elif _SLICE_KEY.match(key) and isinstance(value, str):
+            event_dict[key] = _QUOTED_VALUE.sub(r"\1" + MASK, value)
         else:
             event_dict[key] = mask_value(value)
     return event_dict

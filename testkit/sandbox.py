@@ -43,3 +43,16 @@ async def sandbox_update(sandbox: SandboxHandle, client_no: int, customer: dict[
         )
         r.raise_for_status()
         return dict(r.json())
+
+
+async def set_faults(sandbox: SandboxHandle, faults: list[dict[str, Any]], seed: int = 1) -> None:
+    """Replace the sandbox's fault rules (latency, 429, 5xx, dropped connections ...)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{sandbox.control_url}/faults", json={"seed": seed, "faults": faults})
+        r.raise_for_status()
+
+
+async def clear_faults(sandbox: SandboxHandle) -> None:
+    """No more faults."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.delete(f"{sandbox.control_url}/faults")

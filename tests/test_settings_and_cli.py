@@ -53,7 +53,7 @@ def test_invalid_setting_raises_a_one_line_error_naming_it(monkeypatch: pytest.M
 
 
 def test_a_secret_value_is_never_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AMILI_SYNC_API__TOKEN_URL", "http://idp/token")
+    monkeypatch.setenv("AMILI_SYNC_API__TOKEN_URL", "https://idp/token")
     monkeypatch.setenv("AMILI_SYNC_API__CLIENT_SECRET", "s3cr3t-value")
     with pytest.raises(SettingsError) as info:
         load_settings()

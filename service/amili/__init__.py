@@ -8,9 +8,11 @@ slicing strategies and their assumptions), `_http.py` (retries, Retry-After, rat
 from .client import AmiliClient, CustomerRead
 from .errors import (
     AmiliAuthError,
+    AmiliBadData,
     AmiliBadRequest,
     AmiliError,
     AmiliForbidden,
+    AmiliGatewayNotFound,
     AmiliHTTPError,
     AmiliNotFound,
     AmiliProtocolError,
@@ -22,10 +24,12 @@ from .slicing import FilterSetSlicing, NamePrefixSlicing, SliceStrategy, make_st
 
 __all__ = [
     "AmiliAuthError",
+    "AmiliBadData",
     "AmiliBadRequest",
     "AmiliClient",
     "AmiliError",
     "AmiliForbidden",
+    "AmiliGatewayNotFound",
     "AmiliHTTPError",
     "AmiliNotFound",
     "AmiliProtocolError",

@@ -6,6 +6,7 @@
             ...
         read.report                      # pages, slices, counts, retries, coverage
         await amili.get_customer(2218, "543210")   # Customer, or None when the API answers 404
+        await amili.confirm_absent(2218, ["543210", ...])  # those confirmed absent, bounded concurrency
 
 One `httpx.AsyncClient` (HTTP/1.1 keep-alive, a pool of `max_connections`), one rate limiter and one
 token cache serve every read and call of a client object. `Accept-Language` and the `userid` query
@@ -13,17 +14,25 @@ parameter are sent with every API call when configured. Every status but 2xx, 40
 an error naming the client, path and status (`AmiliBadRequest` 400, `AmiliForbidden` 403,
 `AmiliNotFound` 404, `AmiliHTTPError` others); 401 refreshes the token once and retries
 (`AmiliAuthError` when it comes back); 429/5xx/timeouts/resets are retried (see `_http`).
+
+A 404 of GET-one means "absent" only when its body is the API's own error object
+(`{"status": 404, "error": ..., "message": ...}`, at least `status` and one of the other two): a 404
+from a gateway or proxy in front of the API (an HTML page, an empty body, another JSON shape) says
+nothing about the customer and raises `AmiliGatewayNotFound`. The customerNo is percent-encoded as
+one path segment; customerNos that cannot be (`/`, control characters) never pass `models`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from service.config import ApiSettings
 from service.logs import get_logger
@@ -34,6 +43,7 @@ from .errors import (
     AmiliAuthError,
     AmiliBadRequest,
     AmiliForbidden,
+    AmiliGatewayNotFound,
     AmiliHTTPError,
     AmiliNotFound,
 )
@@ -49,6 +59,24 @@ log = get_logger("service.amili")
 
 USER_AGENT = "amili-customer-sync/0.1"
 _ERRORS: dict[int, type[AmiliHTTPError]] = {400: AmiliBadRequest, 403: AmiliForbidden, 404: AmiliNotFound}
+
+
+def customer_path(client_no: int, customer_no: str) -> str:
+    """The GET-one path: the customerNo percent-encoded as a single path segment."""
+    return f"clients/{client_no}/customers/{quote(str(customer_no), safe='')}"
+
+
+def is_api_error_body(body: bytes, status: int) -> bool:
+    """Is `body` the API's own error object for `status` (not a gateway's page)?"""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("status") == status
+        and isinstance(data.get("error", data.get("message")), str)
+    )
 
 
 class _Unauthorized(Exception):
@@ -67,6 +95,8 @@ class AmiliClient:
         transport: httpx.AsyncBaseTransport | None = None,
         slicing: SliceStrategy | None = None,
     ) -> None:
+        if not settings.base_url:
+            raise ValueError("AMILI_SYNC_API__BASE_URL is required (there is no default)")
         self.settings = settings
         secrets = [s.get_secret_value() for s in (settings.token, settings.client_secret) if s is not None]
         self._redactor = Redactor(secrets)
@@ -132,16 +162,45 @@ class AmiliClient:
         return read
 
     async def get_customer(self, client_no: int, customer_no: str) -> Customer | None:
-        """One customer, or None when the API answers 404 (the customer is absent)."""
-        path = f"clients/{client_no}/customers/{quote(str(customer_no), safe='')}"
+        """One customer, or None when the API answers 404 with its own error body (absent)."""
+        path = customer_path(client_no, customer_no)
 
         def handle(response: httpx.Response) -> Customer | None:
             if response.status_code == 404:
-                return None
+                if is_api_error_body(response.content, 404):
+                    return None
+                excerpt = self._redactor.excerpt(response.content)
+                raise AmiliGatewayNotFound(client_no, "/" + path, 404, excerpt)
             self._check(response, client_no, path)
-            return parse_customer(response.content)
+            return parse_customer(response.content, f"client {client_no}: GET one customer {customer_no}")
 
         return await self._api_call(client_no, path, {}, handle, CallStats())
+
+    async def confirm_absent(
+        self, client_no: int, customer_nos: Iterable[str], concurrency: int | None = None
+    ) -> list[str]:
+        """The customerNos of `customer_nos` that GET-one confirms absent, in their order.
+
+        At most `concurrency` (default: the `concurrency` setting) GETs are in flight, and only that
+        many tasks exist: the candidates are taken from the iterable as GETs finish, never all at
+        once. The first error (anything but an API 404 or a 200) cancels the rest and is raised.
+        """
+        width = max(1, concurrency if concurrency is not None else self.concurrency)
+        todo = enumerate(customer_nos)
+        absent: list[tuple[int, str]] = []
+
+        async def worker() -> None:
+            for index, customer_no in todo:  # shared iterator: each candidate goes to one worker
+                if await self.get_customer(client_no, customer_no) is None:
+                    absent.append((index, customer_no))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(width):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the first failure; the others were cancelled
+        return [no for _, no in sorted(absent)]
 
     # -- used by CustomerRead ------------------------------------------------------------------------
 
@@ -161,9 +220,13 @@ class AmiliClient:
     async def _list(self, client_no: int, params: dict[str, Any], stats: CallStats) -> CustomerList:
         path = f"clients/{client_no}/customers"
 
+        what = f"client {client_no}: page {params.get('pageno', 1)}"
+        if "query" in params:
+            what += f" of query {str(params['query'])[:80]}"
+
         def handle(response: httpx.Response) -> CustomerList:
             self._check(response, client_no, path)
-            return parse_list(response.content)
+            return parse_list(response.content, what)
 
         return await self._api_call(client_no, path, params, handle, stats)
 

@@ -59,6 +59,14 @@ class AmiliNotFound(AmiliHTTPError):
     """404: unknown client (or, on a `query=` request, an expired query: see `AmiliQueryExpired`)."""
 
 
+class AmiliGatewayNotFound(AmiliHTTPError):
+    """404 without the API's own error body (a gateway's or proxy's): it proves nothing about the
+    resource, so it is neither "absent" nor the client's fault (not an `AmiliNotFound`)."""
+
+    def _message(self) -> str:
+        return super()._message() + " (not the API's error body: a gateway or proxy answered)"
+
+
 class AmiliQueryExpired(AmiliNotFound):
     """A `queryId` expired again after the query had already been restarted once."""
 
@@ -93,3 +101,18 @@ class AmiliUnavailable(AmiliError):
 class AmiliProtocolError(AmiliError):
     """The API broke its own contract: malformed JSON (persistent), a repeated page, a customerNo seen
     twice in one read, page counts that disagree with `totalCount`, or a response of the wrong shape."""
+
+
+class AmiliBadData(AmiliProtocolError):
+    """A page (or GET-one answer) the run cannot use: JSON of the wrong shape or outside the bounds
+    of `service.amili.models`. `where` names the client and the page, `field` the offending field
+    (`customers[17].balanceTotal`, `summary`); nothing of such a page is published."""
+
+    def __init__(self, where: str, field: str, problem: str) -> None:
+        self.where = where
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Amili API: {where}: field {field}: {problem}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.where, self.field, self.problem))

@@ -12,34 +12,115 @@ or as `""` (`docs/amili-api.md`):
   `limitAmount`, `discountRate`) are floats: a JSON number round-trips exactly through a float's
   shortest repr, but compute money deltas with `Decimal(str(x))`, not with float arithmetic;
 - `customerNo` (and any other string field) also accepts a JSON number and keeps it as a string.
+
+Bounds (a record or summary outside them fails validation, and so its page: nothing of a page that
+does not validate is published). What the API sends travels on into SQLite, Kafka keys and JSON
+events, so it must fit them:
+
+- whole numbers are signed 64-bit (`-2^63..2^63-1`), amounts and rates finite (`NaN`/`Infinity`,
+  which the JSON parser would accept, are rejected rather than turned into `null` later);
+- strings hold at most `MAX_TEXT_CHARS` characters, lists at most `MAX_LIST_ITEMS` items; unknown
+  fields obey the same bounds and nest at most `MAX_EXTRA_DEPTH` levels (checked by `parsing`);
+  a body holds at most `MAX_BODY_BYTES`;
+- `customerNo` is 1..`MAX_CUSTOMER_NO_CHARS` characters without control characters, `/` or `\\`, and
+  without leading or trailing blanks: it is the last part of the Kafka key `{clientNo}/{customerNo}`
+  and a path segment of GET-one, where it is percent-encoded, but an encoded `/` (`%2F`) is decoded
+  or refused by many servers and gateways, so such a customer could never be confirmed present or
+  absent;
+- a summary's numbers are not negative, `pageSizeLimit` is 1..`MAX_PAGE_SIZE` (when customers
+  exist it must be given: the reader derives page counts from it), and `totalPages` is at most
+  `MAX_TOTAL_PAGES` and no more than the customers it claims could fill.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TEXT_CHARS = 10_000
+MAX_LIST_ITEMS = 1_000
+MAX_EXTRA_DEPTH = 8
+MAX_CUSTOMER_NO_CHARS = 64
+MAX_PAGE_SIZE = 10_000
+MAX_TOTAL_PAGES = 100_000
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a full page of 1000 customers is ~1.5 MB
 
 
 def _none(_value: object) -> None:
     return None
 
 
+def extra_problem(extra: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, why) of the first unknown field whose value breaks the bounds, or None."""
+    for name, value in extra.items():
+        why = _in_bounds(value)
+        if why is not None:
+            return name[:60], why
+    return None
+
+
+def _in_bounds(value: object, depth: int = 0) -> str | None:
+    """Why an unknown field's value breaks the bounds, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else "integer outside signed 64-bit"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "number is not finite"
+    if isinstance(value, str):
+        return None if len(value) <= MAX_TEXT_CHARS else f"string longer than {MAX_TEXT_CHARS} characters"
+    if depth >= MAX_EXTRA_DEPTH:
+        return f"nested deeper than {MAX_EXTRA_DEPTH} levels"
+    if isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"list longer than {MAX_LIST_ITEMS} items"
+        return next((why for v in value if (why := _in_bounds(v, depth + 1))), None)
+    if isinstance(value, dict):
+        if len(value) > MAX_LIST_ITEMS:
+            return f"object with more than {MAX_LIST_ITEMS} members"
+        return next((why for v in value.values() if (why := _in_bounds(v, depth + 1))), None)
+    return None
+
+
+# 1..64 characters; no control characters, '/' or '\\'; no blank at either end (checked by the
+# regex engine of pydantic-core: a Python validator per customer costs a tenth of a page's parsing)
+_UNSAFE = r"\x00-\x1f\x7f-\x9f/\\"
+CUSTOMER_NO_PATTERN = rf"^[^{_UNSAFE}\s](?:[^{_UNSAFE}]{{0,{MAX_CUSTOMER_NO_CHARS - 2}}}[^{_UNSAFE}\s])?$"
+
+
 if TYPE_CHECKING:  # what the attributes hold after validation
     OptDate = str | None
     OptInt = int | None
     OptFloat = float | None
+    Count = int | None
+    CustomerNo = str
+    StrList = list[str] | None
 else:  # "" is accepted as an empty value; the Python validator runs only for "" (left-to-right union)
     _Empty = Annotated[Literal[""], AfterValidator(_none)]
+    _Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
     OptDate = Annotated[_Empty | str | None, Field(union_mode="left_to_right")]
-    OptInt = Annotated[int | _Empty | None, Field(union_mode="left_to_right")]
+    OptInt = Annotated[_Int64 | _Empty | None, Field(union_mode="left_to_right")]
     OptFloat = Annotated[float | _Empty | None, Field(union_mode="left_to_right")]
+    Count = Annotated[
+        Annotated[int, Field(ge=0, le=INT64_MAX)] | _Empty | None, Field(union_mode="left_to_right")
+    ]
+    CustomerNo = Annotated[str, Field(pattern=CUSTOMER_NO_PATTERN)]
+    StrList = Annotated[list[str], Field(max_length=MAX_LIST_ITEMS)] | None
 
 
 class _ApiModel(BaseModel):
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow",
+        coerce_numbers_to_str=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        str_max_length=MAX_TEXT_CHARS,
+    )
 
 
 class PostalAddress(_ApiModel):
@@ -62,7 +143,7 @@ class Distribution(_ApiModel):
 class Customer(_ApiModel):
     """One ARM customer, as the list and GET-one endpoints return it."""
 
-    customerNo: str
+    customerNo: CustomerNo
     clientNo: OptInt = None
     accountNo: OptInt = None
     name: str | None = None
@@ -80,8 +161,8 @@ class Customer(_ApiModel):
     yearOfBirth: OptInt = None
     phoneNo: str | None = None
     secondaryPhoneNo: str | None = None
-    emailAddressDocument: list[str] | None = None
-    secondaryEmailAddress: list[str] | None = None
+    emailAddressDocument: StrList = None
+    secondaryEmailAddress: StrList = None
     postalAddress: PostalAddress | None = None
     postalAddressChanged: OptDate = None
     postalReturnStatus: OptInt = None
@@ -102,12 +183,12 @@ class Customer(_ApiModel):
     stopDebtCollectionUntil: OptDate = None
     stopInterestCalcUntil: OptDate = None
     distribution: Distribution | None = None
-    efakturaBlockIds: list[str] | None = None
-    peppolBlockIds: list[str] | None = None
-    digipostBlockIds: list[str] | None = None
-    arRules: list[str] | None = None
-    naceCodes: list[str] | None = None
-    districtCodes: list[str] | None = None
+    efakturaBlockIds: StrList = None
+    peppolBlockIds: StrList = None
+    digipostBlockIds: StrList = None
+    arRules: StrList = None
+    naceCodes: StrList = None
+    districtCodes: StrList = None
     parentCustomerNo: str | None = None
     parentOrganizationNo: str | None = None
     customerKid: str | None = None
@@ -118,15 +199,30 @@ class Summary(_ApiModel):
     """The `summary` object of a list response. Missing numbers are treated as protocol errors by the
     reader where it needs them; `nextPage` may be absent, null or empty (the reader never follows it)."""
 
-    pageNo: OptInt = None
-    currentPageSize: OptInt = None
-    pageSizeLimit: OptInt = None
-    totalPages: OptInt = None
-    totalCount: OptInt = None
-    maximumCount: OptInt = None
+    pageNo: Count = None
+    currentPageSize: Count = None
+    pageSizeLimit: Count = None
+    totalPages: Count = None
+    totalCount: Count = None
+    maximumCount: Count = None
     nextPage: str | None = None
     lastPage: str | None = None
     queryId: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Summary:
+        limit, pages, total = self.pageSizeLimit, self.totalPages, self.totalCount
+        if limit is not None and not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"pageSizeLimit {limit} is not within 1..{MAX_PAGE_SIZE}")
+        if limit is None and total:
+            raise ValueError(f"pageSizeLimit is missing while totalCount is {total}")
+        if pages is not None and pages > MAX_TOTAL_PAGES:
+            raise ValueError(f"totalPages {pages} is above {MAX_TOTAL_PAGES}")
+        if pages is not None and total is not None and pages > max(1, total):
+            raise ValueError(f"totalPages {pages} is more than totalCount {total} could fill")
+        if self.currentPageSize is not None and limit is not None and self.currentPageSize > limit:
+            raise ValueError(f"currentPageSize {self.currentPageSize} is above pageSizeLimit {limit}")
+        return self
 
 
 class CustomerList(_ApiModel):

@@ -45,7 +45,7 @@ from service.sync.diff import diff_customer, needs_snapshot_update, removal
 from service.sync.events import EventContext, OutEvent, build_event, snapshot_key
 from service.sync.records import ClientMeta, decode_state, encode_state, meta_key, stores_state
 from service.sync.requests import FetchRequest
-from service.sync.results import RunResult, RunStatus
+from service.sync.results import RunResult, RunStatus, bounded_error
 from service.sync.state import TrackingRules
 from service.tuning import release_free_memory
 
@@ -157,7 +157,7 @@ class SyncEngine:
             log=log,
         )
         result = self._result(run, RunStatus.FAILED)
-        result.error = error
+        result.error = bounded_error(error)
         await self._finish(run, publisher, position, list(extra or []), [], result)
         return result
 

@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from service.sandbox import data as g
-from service.sandbox.faults import STATUS_KINDS, FaultEngine, FaultRule, FaultSpecError
+from service.sandbox.faults import STATUS_KINDS, FaultEngine, FaultRule, FaultSpecError, poison_body
 from service.sandbox.queries import PageCache, Query, QueryStore
 from service.sandbox.store import ChangeError, ClientData, Filters, copy_customer
 from service.sandbox.tokens import TokenIssuer
@@ -737,6 +737,8 @@ class SandboxASGI:
             self.state.stats.record(route, "dropped")
         elif rule.kind == "truncate":
             await self._truncated(rule, scope, receive, send, route)
+        elif rule.kind == "poison":
+            await self._poisoned(rule, scope, receive, send, route, client_no)
         elif rule.kind == "query_expiry":
             qid = _query_id(scope)
             if qid:
@@ -805,6 +807,30 @@ class SandboxASGI:
             await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
             _close_connection(send)
             self.state.stats.record(route, "truncated")
+
+    async def _poisoned(
+        self, rule: FaultRule, scope: Scope, receive: Receive, send: Send, route: str, client_no: int | None
+    ) -> None:
+        """The handler's answer; a 200 gets the rule's poison body (other statuses pass as they are)."""
+        start: dict[str, Any] = {}
+        parts: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+
+        await self.router(scope, receive, capture)
+        status = start.get("status", 200)
+        body = b"".join(parts)
+        if status == 200:
+            body = poison_body(rule, body, client_no)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        self.state.stats.record(route, status)
 
 
 def _query_id(scope: Scope) -> str | None:

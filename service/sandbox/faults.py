@@ -24,6 +24,35 @@ kind            what happens                                          kind-speci
                                                                       404 once a query is S seconds old;
                                                                       neither: the query named by the
                                                                       request is expired now (rate/count)
+"poison"        a 200 answer whose body is poison: the handler's      variant (required, see below)
+                answer, rewritten (routes default: ["list"])
+
+Poison variants (each breaks one promise of the API; the client must fail the run naming client,
+page and field, and publish nothing of the page). Customer-level variants hit the page's first
+customer (a placeholder customer is added to an empty page):
+
+  invalid_json           a comma where a value belongs: not JSON
+  not_object             the body is a JSON array
+  wrong_type             balanceTotal is an object
+  int_overflow           accountNo is 2^63 (one above signed 64-bit; valid JSON)
+  nan                    balanceTotal is NaN (not JSON, but accepted by lenient parsers)
+  infinity               balanceTotal is 1e400 (valid JSON, infinite as a double)
+  invalid_utf8           the name holds the bytes FF FE
+  truncated              the body stops half-way; Content-Length fits the cut body
+  huge_string            the name is 200,000 characters long
+  deep_nesting           an unknown field nested 20 levels deep
+  missing_customerno     the customer has no customerNo
+  bad_customerno         customerNo "12/34" (a '/', unusable in the GET-one path)
+  control_customerno     customerNo with a NUL byte
+  duplicate_customer     the page's last customer repeats its first
+  duplicate_across_pages the first customerNo of the previous page this rule saw (of the same
+                         client) replaces the first customer's on a page that lacks it; the first
+                         page a rule sees is remembered and passed untouched
+  summary_contradiction  currentPageSize is one more than the customers sent
+  negative_total         totalCount is -5
+  page_size_zero         pageSizeLimit is 0
+  absurd_pages           totalPages is 1,000,000,000 and pageSizeLimit is null
+  huge_list              naceCodes holds 100,000 items
 
 Common keys:
   rate     probability 0..1 that a matching request is hit (default 1)
@@ -46,9 +75,33 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 ROUTES: Final = ("list", "one", "write", "token")
 STATUS_KINDS: Final = ("401", "429", "500", "502", "503", "504")
-KINDS: Final = (*STATUS_KINDS, "latency", "drop", "truncate", "query_expiry")
+KINDS: Final = (*STATUS_KINDS, "latency", "drop", "truncate", "query_expiry", "poison")
+POISON_VARIANTS: Final = (
+    "invalid_json",
+    "not_object",
+    "wrong_type",
+    "int_overflow",
+    "nan",
+    "infinity",
+    "invalid_utf8",
+    "truncated",
+    "huge_string",
+    "deep_nesting",
+    "missing_customerno",
+    "bad_customerno",
+    "control_customerno",
+    "duplicate_customer",
+    "duplicate_across_pages",
+    "summary_contradiction",
+    "negative_total",
+    "page_size_zero",
+    "absurd_pages",
+    "huge_list",
+)
 
 _COMMON_KEYS: Final = {"kind", "rate", "count", "skip", "routes", "clients"}
 _RETRY_KEYS: Final = frozenset({"retryAfter", "retryAfterFormat"})
@@ -63,6 +116,7 @@ _KIND_KEYS: Final[dict[str, frozenset[str]]] = {
     "drop": frozenset({"phase"}),
     "truncate": frozenset({"fraction", "mode"}),
     "query_expiry": frozenset({"afterReads", "afterSeconds"}),
+    "poison": frozenset({"variant"}),
 }
 
 
@@ -87,6 +141,8 @@ class FaultRule:
     mode: str = "json"
     after_reads: int | None = None
     after_seconds: float | None = None
+    variant: str = ""
+    remembered: dict[int | None, str] = field(default_factory=dict, repr=False)  # duplicate_across_pages
     rng: random.Random = field(default_factory=random.Random, repr=False)
     seen: int = 0
     fired: int = 0
@@ -176,8 +232,12 @@ def parse_rule(raw: Any, seed: int, position: int) -> FaultRule:
         raise FaultSpecError(f"fault #{position} ({kind}): unknown keys {', '.join(sorted(unknown))}")
     try:
         rule = FaultRule(kind=kind, rng=random.Random(f"fault:{seed}:{position}"), source=dict(raw))
-        if kind == "query_expiry":
+        if kind in ("query_expiry", "poison"):
             rule.routes = frozenset({"list"})
+        if kind == "poison":
+            if "variant" not in raw:
+                raise FaultSpecError(f"variant is required, one of {', '.join(POISON_VARIANTS)}")
+            rule.variant = _choice(raw, "variant", POISON_VARIANTS)
         if "rate" in raw:
             rule.rate = float(_number(raw, "rate", 0, 1))
         if "count" in raw:
@@ -225,6 +285,79 @@ def parse_rule(raw: Any, seed: int, position: int) -> FaultRule:
     except FaultSpecError as exc:
         raise FaultSpecError(f"fault #{position} ({kind}): {exc}") from None
     return rule
+
+
+# --- poison bodies ------------------------------------------------------------------------------
+
+_PLACEHOLDER = {"customerNo": "poison-0", "name": "Poison Placeholder", "balanceTotal": 0}
+
+
+def poison_body(rule: FaultRule, body: bytes, client_no: int | None) -> bytes:
+    """The 200 answer `body` (a customer list, or one customer) rewritten by the rule's variant."""
+    variant = rule.variant
+    if variant == "truncated":
+        return body[: max(1, len(body) // 2)]
+    if variant == "not_object":
+        return b"[" + body + b"]"
+    data: Any = orjson.loads(body)
+    is_list = isinstance(data, dict) and isinstance(data.get("customers"), list)
+    customers: list[dict[str, Any]] = data["customers"] if is_list else [data]
+    summary: dict[str, Any] = data.get("summary", {}) if is_list else {}
+    if not customers:
+        customers.append(dict(_PLACEHOLDER))
+    first = customers[0]
+    marker = "__poison__"
+    if variant in ("invalid_json", "nan", "infinity", "int_overflow", "invalid_utf8"):
+        first["balanceTotal" if variant != "invalid_utf8" else "name"] = marker
+        if variant == "int_overflow":
+            first["accountNo"], first["balanceTotal"] = marker, 0
+        raw = orjson.dumps(data)
+        literal = {
+            "invalid_json": b",",
+            "nan": b"NaN",
+            "infinity": b"1e400",
+            "int_overflow": str(2**63).encode(),
+            "invalid_utf8": b'"\xff\xfe"',
+        }[variant]
+        return raw.replace(f'"{marker}"'.encode(), literal, 1)
+    if variant == "wrong_type":
+        first["balanceTotal"] = {"amount": 1}
+    elif variant == "huge_string":
+        first["name"] = "x" * 200_000
+    elif variant == "deep_nesting":
+        nested: Any = 1
+        for _ in range(20):
+            nested = {"n": nested}
+        first["poisonExtra"] = nested
+    elif variant == "missing_customerno":
+        first.pop("customerNo", None)
+    elif variant == "bad_customerno":
+        first["customerNo"] = "12/34"
+    elif variant == "control_customerno":
+        first["customerNo"] = "12\u000034"
+    elif variant == "duplicate_customer":
+        if len(customers) == 1:
+            customers.append(dict(first))
+        else:
+            customers[-1] = dict(first)
+    elif variant == "duplicate_across_pages":
+        nos = {str(c.get("customerNo")) for c in customers}
+        earlier = rule.remembered.get(client_no)
+        if earlier is None or earlier in nos:
+            rule.remembered[client_no] = str(first.get("customerNo"))
+            return body
+        first["customerNo"] = earlier
+    elif variant == "summary_contradiction":
+        summary["currentPageSize"] = len(customers) + 1
+    elif variant == "negative_total":
+        summary["totalCount"] = -5
+    elif variant == "page_size_zero":
+        summary["pageSizeLimit"] = 0
+    elif variant == "absurd_pages":
+        summary["totalPages"], summary["pageSizeLimit"] = 1_000_000_000, None
+    elif variant == "huge_list":
+        first["naceCodes"] = ["01.110"] * 100_000
+    return orjson.dumps(data if is_list else first)
 
 
 @dataclass

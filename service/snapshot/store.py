@@ -10,6 +10,7 @@ The records themselves (keys, values, run metadata) are encoded in `service/sync
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -66,10 +67,32 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+# The cache holds customer data (names, addresses, balances): only the worker's user may read it.
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` (and parents) and make it 0700, unless it belongs to someone else (a mounted
+    volume's root: its owner decides)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
+    if folder.stat().st_uid == os.getuid():
+        folder.chmod(FOLDER_MODE)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` if missing, and make it and its SQLite companions 0600."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+    for suffix in ("", "-wal", "-shm"):
+        companion = Path(f"{path}{suffix}")
+        if companion.exists():
+            companion.chmod(FILE_MODE)
+
+
 class SnapshotStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         self.db = self._open()
         self._seen: dict[int, bytearray] = {}
         self._seen_above: dict[int, int] = {}
@@ -104,6 +127,7 @@ class SnapshotStore:
             return db
 
     def _connect(self) -> sqlite3.Connection:
+        private_file(self.path)  # SQLite gives the -wal and -shm files the mode of the database file
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

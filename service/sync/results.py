@@ -8,6 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A result stays a few kB whatever failed: an error text is cut to this many characters (the full
+# text is in the worker's log line of the failure).
+MAX_ERROR_CHARS = 2000
+
+
+def bounded_error(error: str) -> str:
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+
 
 class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"

@@ -21,8 +21,8 @@ import orjson
 
 from service.config import ApiSettings
 
-BASE = "http://arm.test/arm/v1"
-TOKEN_URL = "http://auth.test/token"
+BASE = "https://arm.test/arm/v1"
+TOKEN_URL = "https://auth.test/token"
 CLIENT_SECRET = "s3cret-client-secret-value"
 
 
@@ -90,7 +90,9 @@ class FakeArm:
         parts = [unquote(p) for p in raw.split("/")]  # ['', 'arm', 'v1', 'clients', n, 'customers', (no)]
         client_no = int(parts[4])
         if client_no not in self.customers:
-            return httpx.Response(404, json={"message": f"client {client_no} not found"})
+            return httpx.Response(
+                404, json={"status": 404, "error": "NotFound", "message": f"client {client_no} not found"}
+            )
         if client_no == 403:
             return httpx.Response(403, json={"message": "forbidden"})
         rows = self.customers[client_no]
@@ -98,11 +100,15 @@ class FakeArm:
             for row in rows:
                 if row["customerNo"] == parts[6]:
                     return httpx.Response(200, json=row)
-            return httpx.Response(404, json={"message": "customer not found"})
+            return httpx.Response(
+                404, json={"status": 404, "error": "NotFound", "message": "customer not found"}
+            )
         q = request.url.params
         if "query" in q:
             if q["query"] not in self.queries:
-                return httpx.Response(404, json={"message": "query not found"})
+                return httpx.Response(
+                    404, json={"status": 404, "error": "NotFound", "message": "query not found"}
+                )
             matched, cap, size = self.queries[q["query"]]
             return self._page(request, q["query"], matched, cap, size, int(q["pageno"]))
         size = int(q.get("pagesize", "100"))

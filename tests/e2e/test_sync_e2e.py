@@ -189,7 +189,8 @@ async def test_malformed_requests_go_to_the_dlq_and_valid_ones_are_processed(
         assert api_code in ("api_403", "api_404")
         assert codes == {
             "bad_json": 15,
-            "invalid": 29,
+            "invalid": 15,
+            "out_of_range": 14,  # clientNo -1
             "unknown_field": 14,
             "no_key": 14,
             "oversize": 14,

@@ -219,3 +219,14 @@ async def test_get_one_confirmation_never_has_more_than_concurrency_requests_in_
 
     found, absent = await confirm_each([str(i) for i in range(500)], fetch, 4)
     assert found == [] and len(absent) == 500 and peak == 4
+
+
+async def test_a_failed_result_carries_a_bounded_error_text() -> None:
+    from service.sync.results import MAX_ERROR_CHARS
+
+    h = Harness()
+    publisher = FakePublisher()
+    result = await h.engine().fail(request(), publisher, PARTITION, None, "x" * 100_000)
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and len(result.error) == MAX_ERROR_CHARS
+    assert len(result.model_dump_json()) < 4_000

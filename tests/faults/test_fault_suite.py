@@ -21,23 +21,12 @@ from service.sandbox.testing import SandboxHandle
 from testkit.broker import LocalBroker
 from testkit.kafka import TopicReader, read_snapshot, send_request
 from testkit.oracle import Verdict, change_identity, check, event_identity
-from testkit.sandbox import sandbox_changes, sandbox_customers
+from testkit.sandbox import clear_faults, sandbox_changes, sandbox_customers, set_faults
 from testkit.worker import WorkerProcess, free_port, worker_env
 
 QUICK = os.environ.get("AMILI_FAULTS_QUICK") == "1"
 TOTALS = Path(os.environ.get("AMILI_FAULTS_TOTALS", "/dev/null"))
 Action = Callable[[int], Awaitable[None]]
-
-
-async def set_faults(sandbox: SandboxHandle, faults: list[dict[str, Any]], seed: int = 1) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(f"{sandbox.control_url}/faults", json={"seed": seed, "faults": faults})
-        r.raise_for_status()
-
-
-async def clear_faults(sandbox: SandboxHandle) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
-        await http.delete(f"{sandbox.control_url}/faults")
 
 
 @asynccontextmanager

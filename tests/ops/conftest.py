@@ -82,19 +82,6 @@ def worker_metric_names(exposition_text: str) -> set[str]:
     return names
 
 
-# The API latency histogram and the build-info gauge, under the names and labels agreed with the
-# change that adds them to service/metrics.py: amili_sync_api_request_seconds{route,status} and
-# amili_sync_build_info{version}. Until that change is in the same tree the worker does not export
-# them; after it, this set is already covered by worker_metric_names and changes nothing.
-AGREED_METRICS = {
-    "amili_sync_api_request_seconds",
-    "amili_sync_api_request_seconds_bucket",
-    "amili_sync_api_request_seconds_count",
-    "amili_sync_api_request_seconds_sum",
-    "amili_sync_build_info",
-}
-
-
 @pytest.fixture(scope="session")
 def known_metric_names(worker_metric_names: set[str]) -> set[str]:
-    return worker_metric_names | set(EXTERNAL_METRICS) | AGREED_METRICS
+    return worker_metric_names | set(EXTERNAL_METRICS)
