@@ -268,6 +268,18 @@ class SyncSettings(_Group):
     schema_base_url: str = Field(
         "https://schemas.amili-customer-sync.local/events", description="Base of the ce_dataschema URLs"
     )
+    retry_attempts: int = Field(
+        5,
+        ge=1,
+        description="Attempts at a request failing for a reason other than the API's answer, "
+        "then a failed result and a DLQ record",
+    )
+    retry_backoff_initial: float = Field(
+        1.0, gt=0, description="Seconds before the first retry of a request (doubles each time)"
+    )
+    retry_backoff_max: float = Field(
+        60.0, gt=0, description="Most seconds between retries (requests, restores, producer starts)"
+    )
 
     @field_validator("groups")
     @classmethod

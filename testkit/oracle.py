@@ -181,11 +181,11 @@ def check(
     verdict.results_duplicated = [r for r, n in per_request.items() if n > 1]
     # the compacted snapshot equals the API's data, customer by customer
     prefix = f"{client_no}/".encode()
-    stored = {
-        k[len(prefix) :].decode(): json.loads(v)["state"]
-        for k, v in snapshot.items()
-        if k.startswith(prefix) and v is not None
+    # a removal marker (`{"state": null, "rev": n}`) or a tombstone: the customer is absent
+    values = {
+        k[len(prefix) :].decode(): json.loads(v) for k, v in snapshot.items() if k.startswith(prefix) and v
     }
+    stored = {no: value["state"] for no, value in values.items() if value.get("state") is not None}
     now = {str(c["customerNo"]): tracked_state(c, rules) for c in current_customers}
     for no in sorted(set(now) - set(stored)):
         verdict.snapshot_mismatches.append(f"{no} exists in the API but not in the snapshot")

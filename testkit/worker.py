@@ -52,6 +52,7 @@ class WorkerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    module: str = "service"  # `python -m <module> run` (the fault suite injects faults with its own)
 
     @property
     def health_url(self) -> str:
@@ -61,7 +62,7 @@ class WorkerProcess:
         self.starts += 1
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "run"],
+            [sys.executable, "-m", self.module, "run"],
             env=self.env,
             cwd=ROOT,
             stdout=log,

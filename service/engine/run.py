@@ -43,7 +43,14 @@ from service.logs import get_logger
 from service.metrics import CHANGE_EVENTS, LAST_SUCCESS, RUN_DURATION, RUN_IN_PROGRESS, RUNS
 from service.sync.diff import diff_customer, needs_snapshot_update, removal
 from service.sync.events import EventContext, OutEvent, build_event, snapshot_key
-from service.sync.records import ClientMeta, decode_state, encode_state, meta_key, stores_state
+from service.sync.records import (
+    ClientMeta,
+    decode_entry,
+    encode_removed,
+    encode_state,
+    meta_key,
+    stores_state,
+)
 from service.sync.requests import FetchRequest
 from service.sync.results import RunResult, RunStatus, bounded_error
 from service.sync.state import TrackingRules
@@ -227,13 +234,15 @@ class SyncEngine:
             raw = stored.get(customer.customerNo)
             if raw is not None and stores_state(raw, orjson.dumps(state)):
                 continue  # unchanged, the common case: nothing to decode or diff
-            before = decode_state(raw) if raw is not None else None
-            changes = diff_customer(customer.customerNo, before, state, self.rules, baseline=run.baseline)
+            before, rev = decode_entry(raw)  # rev: kept by a removal marker when `before` is None
+            changes = diff_customer(
+                customer.customerNo, before, state, self.rules, baseline=run.baseline, removed_rev=rev
+            )
             if changes:
                 ctx = ctx or self._context(run.request)
                 events += [build_event(change, ctx) for change in changes]
             if needs_snapshot_update(before, state):
-                rev = (before.rev if before else 0) + (1 if changes else 0)
+                rev += 1 if changes else 0
                 snapshot.append((snapshot_key(client_no, customer.customerNo), encode_state(state, rev)))
         self._count_customers(run, len(customers))
         if events or snapshot:
@@ -269,13 +278,17 @@ class SyncEngine:
             return [], []
         ctx = self._context(run.request)
         events = [build_event(removal(no, old), ctx) for no, old in found.removed]
-        tombstones = [
+        # a marker that keeps the revision, not a tombstone: a re-created customer continues from it
+        markers = [
             OutRecord(
-                self.topics.snapshot_topic, snapshot_key(run.client_no, no), None, partition=run.partition
+                self.topics.snapshot_topic,
+                snapshot_key(run.client_no, no),
+                encode_removed(old.rev + 1),
+                partition=run.partition,
             )
-            for no, _ in found.removed
+            for no, old in found.removed
         ]
-        return events, tombstones
+        return events, markers
 
     def _meta_records(self, run: _Run) -> list[OutRecord]:
         """The client's run metadata, after every unfiltered run that got this far, whatever the

@@ -19,6 +19,7 @@ from typing import Any
 import aiokafka.producer.sender
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.transaction_manager import TransactionState
 
 from service import tracing
 from service.config import Settings
@@ -60,12 +61,22 @@ class PartitionPublisher:
             max_request_size=8 * 1024 * 1024,
             compression_type=None,
         )
+        # the next offset of the last request this producer committed, by request partition: a
+        # redelivered request below it was answered already (an error came after its last commit)
+        self.consumed_next: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def stop(self) -> None:
         await self.producer.stop()
+
+    @property
+    def usable(self) -> bool:
+        """Whether another transaction can begin: a producer fenced, failed fatally or stuck in an
+        unfinished transaction is not (only the partition's next assignment replaces it)."""
+        txn = self.producer._txn_manager
+        return txn is not None and txn.state in (TransactionState.READY, TransactionState.UNINITIALIZED)
 
     async def commit(self, records: list[OutRecord], consumed: RequestPosition | None = None) -> Committed:
         """Send `records` (and, for `consumed`, the request's next offset) in one transaction;
@@ -79,6 +90,8 @@ class PartitionPublisher:
         }
         with tracing.span("kafka transaction", attributes, "producer"):  # a child of the run's span
             await self._commit(producer, records, consumed, last)
+        if consumed is not None:
+            self.consumed_next[(consumed.topic, consumed.partition)] = consumed.offset + 1
         return Committed(last)
 
     @staticmethod

@@ -1,4 +1,8 @@
-"""Restore: replay the snapshot changelog partitions from the cache's checkpoints to their end."""
+"""Restore: replay the snapshot changelog partitions from the cache's checkpoints to their end.
+
+Before replaying, each partition's cache is verified against the log (`service/snapshot/verify.py`):
+one that cannot be caught up from its checkpoint is wiped and restored from the beginning.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from service.logs import get_logger
 from service.metrics import RESTORE_LAG, RESTORE_RECORDS
 from service.snapshot.store import SnapshotStore
+from service.snapshot.verify import PartitionLog, delete_retention_ms, stale_reason
 
 log = get_logger(__name__)
 
@@ -26,8 +32,12 @@ async def restore_partitions(
     connection: dict[str, Any],
     *,
     on_progress: Callable[[int, int, int], None] | None = None,
+    new_ownership: bool = False,
 ) -> dict[int, int]:
     """Bring the cache of `partitions` up to the end of the changelog (read_committed).
+
+    `new_ownership`: the partitions were just assigned (another worker may have owned them since
+    the cache last moved), which makes an old checkpoint suspect (`stale_reason`).
 
     Returns the records applied per partition. Fetched records are applied in batches of about
     `RESTORE_BATCH`, each with its new checkpoint in one SQLite transaction, so a crash mid-restore
@@ -50,6 +60,8 @@ async def restore_partitions(
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        await _wipe_stale(store, topic, tps, starts, ends, connection, new_ownership)
         pending: dict[TopicPartition, int] = {}
         for tp in tps:
             start = store.checkpoint(tp.partition)
@@ -93,7 +105,48 @@ async def restore_partitions(
                         on_progress(tp.partition, position, pending[tp])
     finally:
         await consumer.stop()
+    for p in partitions:
+        store.touch_checkpoint(p)  # current with the log's end as of now
     total = sum(applied.values())
     if total:
         log.info("snapshot restored", records=total, seconds=round(time.monotonic() - t0, 2))
     return applied
+
+
+async def _wipe_stale(
+    store: SnapshotStore,
+    topic: str,
+    tps: Sequence[TopicPartition],
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    connection: dict[str, Any],
+    new_ownership: bool,
+) -> None:
+    """Wipe the cache of every partition that cannot be caught up from its checkpoint."""
+    retention: int | None = None
+    for tp in tps:
+        checkpoint, at = store.checkpoint(tp.partition), store.checkpoint_time(tp.partition)
+        if new_ownership and retention is None and at is not None and checkpoint < ends[tp]:
+            retention = await _retention(topic, connection)
+        reason = stale_reason(
+            checkpoint,
+            at,
+            PartitionLog(starts[tp], ends[tp]),
+            retention_ms=retention if retention is not None else 0,
+            now=time.time(),
+            new_ownership=new_ownership and retention is not None,
+        )
+        if reason:
+            log.warning(
+                "snapshot cache wiped, restoring from the beginning", partition=tp.partition, reason=reason
+            )
+            store.wipe_partition(tp.partition)
+
+
+async def _retention(topic: str, connection: dict[str, Any]) -> int:
+    admin = AIOKafkaAdminClient(**connection)
+    await admin.start()
+    try:
+        return await delete_retention_ms(admin, topic)
+    finally:
+        await admin.close()

@@ -5,6 +5,11 @@ SQLite transaction, so after any crash the cache is exactly "the changelog up to
 and a restore from the checkpoint brings it current. A missing or corrupt file is rebuilt from the
 changelog (every checkpoint starts at 0 again).
 
+A removed customer is a row holding its removal marker (`removed = 1`): it keeps the revision for a
+re-created customer and is neither counted nor a removal candidate. Each checkpoint also records
+when it was last advanced, which tells whether tombstones written since may have been compacted
+away (`service/snapshot/verify.py`).
+
 The records themselves (keys, values, run metadata) are encoded in `service/sync/records.py`.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +28,7 @@ from service.sync.records import (
     ClientMeta,
     decode_state,
     encode_state,
+    is_removed,
     meta_key,
     parse_key,
     stores_state,
@@ -42,7 +49,7 @@ log = get_logger(__name__)
 
 # Version of the file layout (PRAGMA user_version). A cache file of another version is deleted and
 # rebuilt from the changelog, like a corrupt one.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Customers live in a rowid table with a unique index on the key, not in a WITHOUT ROWID table keyed
 # by it: keys arrive in random order (pages of name slices; the changelog in commit order), and
 # random inserts of ~300-byte rows into a clustered key split and rewrite far more pages than random
@@ -52,7 +59,8 @@ CREATE TABLE IF NOT EXISTS customers (
     client_no INTEGER NOT NULL,
     customer_no TEXT NOT NULL,
     partition INTEGER NOT NULL,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS customers_key ON customers (client_no, customer_no);
 CREATE TABLE IF NOT EXISTS client_meta (
@@ -62,7 +70,8 @@ CREATE TABLE IF NOT EXISTS client_meta (
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     partition INTEGER PRIMARY KEY,
-    next_offset INTEGER NOT NULL
+    next_offset INTEGER NOT NULL,
+    advanced_at REAL NOT NULL
 );
 """
 
@@ -149,6 +158,32 @@ class SnapshotStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
+    def checkpoint_time(self, partition: int) -> float | None:
+        """When the partition's checkpoint last moved (epoch seconds), None without a checkpoint."""
+        row = self.db.execute(
+            "SELECT advanced_at FROM checkpoints WHERE partition = ?", (partition,)
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    def touch_checkpoint(self, partition: int) -> None:
+        """The cache was found current with the changelog's end: its checkpoint counts as fresh."""
+        self.db.execute(
+            "UPDATE checkpoints SET advanced_at = ? WHERE partition = ?", (time.time(), partition)
+        )
+
+    def wipe_partition(self, partition: int) -> None:
+        """Forget everything of a partition (rows, run metadata, checkpoint): restored from offset 0."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.execute("DELETE FROM customers WHERE partition = ?", (partition,))
+            db.execute("DELETE FROM client_meta WHERE partition = ?", (partition,))
+            db.execute("DELETE FROM checkpoints WHERE partition = ?", (partition,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     # --- reads ---------------------------------------------------------------------------------
 
     def get_raw_states(
@@ -175,13 +210,17 @@ class SnapshotStore:
         return found
 
     def get_states(self, client_no: int, customer_nos: Sequence[str]) -> dict[str, StoredState]:
-        return {no: decode_state(raw) for no, raw in self.get_raw_states(client_no, customer_nos).items()}
+        """The cached customers among those (removed ones are absent)."""
+        raw = self.get_raw_states(client_no, customer_nos)
+        return {no: decode_state(value) for no, value in raw.items() if not is_removed(value)}
 
     def get_state(self, client_no: int, customer_no: str) -> StoredState | None:
         return self.get_states(client_no, [customer_no]).get(customer_no)
 
     def count(self, client_no: int) -> int:
-        row = self.db.execute("SELECT count(*) FROM customers WHERE client_no = ?", (client_no,)).fetchone()
+        row = self.db.execute(
+            "SELECT count(*) FROM customers WHERE client_no = ? AND removed = 0", (client_no,)
+        ).fetchone()
         return int(row[0])
 
     def get_meta(self, client_no: int) -> ClientMeta | None:
@@ -213,7 +252,8 @@ class SnapshotStore:
         missing = [
             (rowid, customer_no)
             for rowid, customer_no in self.db.execute(
-                "SELECT rowid, customer_no FROM customers WHERE client_no = ? ORDER BY customer_no",
+                "SELECT rowid, customer_no FROM customers WHERE client_no = ? AND removed = 0 "
+                "ORDER BY customer_no",
                 (client_no,),
             )
             if rowid <= above and ((rowid >> 3) >= size or not seen[rowid >> 3] & (1 << (rowid & 7)))
@@ -228,9 +268,10 @@ class SnapshotStore:
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
     ) -> int:
-        """Apply committed changelog records (key, value or None for a tombstone) and move the
+        """Apply committed changelog records (key, value or None for a tombstone; a removal marker
+        is kept as a removed row) and move the
         partition's checkpoint to `next_offset`, all in one SQLite transaction."""
-        customers_up: list[tuple[int, str, int, bytes]] = []
+        customers_up: list[tuple[int, str, int, bytes, bool]] = []
         customers_del: list[tuple[int, str]] = []
         meta_up: list[tuple[int, int, bytes]] = []
         meta_del: list[tuple[int]] = []
@@ -246,14 +287,15 @@ class SnapshotStore:
             elif value is None:
                 customers_del.append((client_no, customer_no))
             else:
-                customers_up.append((client_no, customer_no, partition, value))
+                customers_up.append((client_no, customer_no, partition, value, is_removed(value)))
         db = self.db
         db.execute("BEGIN")
         try:
             if customers_up:
                 db.executemany(
-                    "INSERT INTO customers VALUES (?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
-                    "DO UPDATE SET partition = excluded.partition, value = excluded.value",
+                    "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
+                    "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
+                    "removed = excluded.removed",
                     customers_up,
                 )
             if customers_del:
@@ -264,9 +306,9 @@ class SnapshotStore:
                 db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
             if next_offset is not None:
                 db.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(partition) DO UPDATE SET next_offset = "
-                    "max(next_offset, excluded.next_offset)",
-                    (partition, next_offset),
+                    "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
+                    "next_offset = max(next_offset, excluded.next_offset), advanced_at = excluded.advanced_at",
+                    (partition, next_offset, time.time()),
                 )
             db.execute("COMMIT")
         except BaseException:

@@ -3,6 +3,10 @@
 A stored entry is `{"state": {...}, "rev": n}`; `rev` counts the customer's changes and is part of
 each event id, so a change that returns to an earlier value (A→B→A→B) still gets a new id, while a
 redelivered run (same old entry, same new record) produces the very same ids.
+
+A removal counts as a change too: the removal marker keeps `rev + 1`, and a customer re-created
+afterwards starts from that revision (`removed_rev`), so remove → re-create → remove with the same
+data yields new ids every time.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ def diff_customer(
     rules: TrackingRules,
     *,
     baseline: bool,
+    removed_rev: int = 0,
 ) -> list[Change]:
-    """The changes of one customer seen in this run. Context-only differences yield nothing."""
+    """The changes of one customer seen in this run. Context-only differences yield nothing.
+    `removed_rev`: the revision kept by the customer's removal marker, if it was removed before."""
     if old is None:
         kind = BASELINE if baseline else CREATED
         fields: list[str] = [] if baseline else sorted(new_state)
-        return [Change(kind, customer_no, None, new_state, fields, 0, new_state)]
+        return [Change(kind, customer_no, None, new_state, fields, removed_rev, new_state)]
     changes: list[Change] = []
     for group, group_fields in rules.groups.items():
         before = group_values(old.state, group_fields)

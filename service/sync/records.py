@@ -1,7 +1,13 @@
 """Snapshot changelog records: keys and values as the snapshot topic and the local cache hold them.
 
-  `{clientNo}/{customerNo}` → `{"state": {...}, "rev": n}` or a tombstone (customer removed)
+  `{clientNo}/{customerNo}` → `{"state": {...}, "rev": n}` (a customer)
+                              `{"state": null, "rev": n}` (a removal marker: the customer is gone)
   `{clientNo}#meta`         → `{"lastCompletedRunStartedAt": iso, "requestId": ...}` (run metadata)
+
+A removal writes a marker, not a tombstone, so the customer's revision survives it: a customer that
+is re-created later continues its sequence, and its events never reuse an earlier `ce_id`. Markers
+stay in the compacted topic (the last value of their key); a tombstone from an older version is
+still read as "absent, revision 0".
 
 Pure encoding, shared by the engine (which builds records) and the cache (which stores them).
 """
@@ -76,5 +82,29 @@ def stores_state(raw: bytes, state_json: bytes) -> bool:
 
 
 def decode_state(raw: bytes) -> StoredState:
+    """The stored customer of a value that is not a removal marker (`is_removed`)."""
     data = orjson.loads(raw)
     return StoredState(data["state"], int(data["rev"]))
+
+
+_REMOVED_HEAD = b'{"state":null'
+
+
+def encode_removed(rev: int) -> bytes:
+    """The removal marker: the customer is gone, its revision `rev` is kept."""
+    return orjson.dumps({"state": None, "rev": rev})
+
+
+def is_removed(raw: bytes) -> bool:
+    """Whether a stored value is a removal marker (as `encode_removed` writes it)."""
+    return raw.startswith(_REMOVED_HEAD)
+
+
+def decode_entry(raw: bytes | None) -> tuple[StoredState | None, int]:
+    """(the stored customer or None when absent or removed, the revision its next change starts from)."""
+    if raw is None:
+        return None, 0
+    data = orjson.loads(raw)
+    rev = int(data["rev"])
+    state = data.get("state")
+    return (StoredState(state, rev) if state is not None else None), rev

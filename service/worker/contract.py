@@ -37,9 +37,10 @@ def subscriber_options(settings: Settings) -> dict[str, Any]:
 
 
 class SnapshotRecord(BaseModel):
-    """Value of `{clientNo}/{customerNo}` on the compacted snapshot topic (tombstone: removed)."""
+    """Value of `{clientNo}/{customerNo}` on the compacted snapshot topic. `state` null: a removal
+    marker, which keeps the revision so that a re-created customer continues its sequence."""
 
-    state: em.CustomerState
+    state: em.CustomerState | None
     rev: int
 
 

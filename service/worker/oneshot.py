@@ -71,8 +71,12 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
     )
     await publisher.start()
     try:
-        await restore_partitions(
-            store, settings.topics.snapshot_topic, [partition], connection_kwargs(settings.kafka)
+        await restore_partitions(  # a worker may have owned the partition since this cache moved
+            store,
+            settings.topics.snapshot_topic,
+            [partition],
+            connection_kwargs(settings.kafka),
+            new_ownership=True,
         )
         async with AmiliClient(settings.api) as api:
             engine = SyncEngine(settings, store, api)

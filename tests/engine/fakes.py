@@ -12,7 +12,7 @@ from typing import Any
 from service.amili.models import Customer, Page, ReadReport
 from service.engine.ports import Committed, OutRecord, RequestPosition
 from service.sync.diff import StoredState
-from service.sync.records import ClientMeta, decode_state, parse_key
+from service.sync.records import ClientMeta, decode_state, is_removed, parse_key
 
 
 def customer(no: str | int, balance: float = 100.0, city: str = "Oslo", **extra: Any) -> Customer:
@@ -109,7 +109,9 @@ class FakeCache:
         # like the real store: only customers cached when the run started can be unseen; those the
         # run adds itself are its own new customers
         self._seen[client_no] = set()
-        self._present[client_no] = {no for c, no in self.values if c == client_no}
+        self._present[client_no] = {
+            no for (c, no), raw in self.values.items() if c == client_no and not is_removed(raw)
+        }
 
     def drop_seen(self, client_no: int) -> None:
         self._seen.pop(client_no, None)
@@ -118,11 +120,11 @@ class FakeCache:
     def unseen(self, client_no: int) -> Iterator[tuple[str, StoredState]]:
         seen, present = self._seen.get(client_no, set()), self._present.get(client_no, set())
         for (c, no), raw in sorted(self.values.items()):
-            if c == client_no and no in present and no not in seen:
+            if c == client_no and no in present and no not in seen and not is_removed(raw):
                 yield no, decode_state(raw)
 
     def count(self, client_no: int) -> int:
-        return sum(1 for c, _ in self.values if c == client_no)
+        return sum(1 for (c, _), raw in self.values.items() if c == client_no and not is_removed(raw))
 
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
@@ -146,7 +148,7 @@ class FakeCache:
 
     def state(self, client_no: int, customer_no: str) -> StoredState | None:
         raw = self.values.get((client_no, customer_no))
-        return decode_state(raw) if raw else None
+        return decode_state(raw) if raw and not is_removed(raw) else None
 
 
 class CommitFailed(Exception):

@@ -148,9 +148,54 @@ async def test_a_customer_gone_at_the_api_is_removed_after_get_one_confirms_it()
     result, pub = await h.run()
     assert h.source.gets == ["6"]
     assert pub.event_types() == [REMOVED] and result.counts == {"removed": 1}
-    tombstones = [r for r in pub.records("snapshot") if r.value is None]
-    assert [r.key for r in tombstones] == [b"2218/6"]
-    assert h.cache.count(CLIENT) == 5
+    # a removal marker that keeps the revision (baseline 1, removal 2), not a tombstone
+    markers = [
+        r for r in pub.records("snapshot") if r.value is not None and r.value.startswith(b'{"state":null')
+    ]
+    assert [(r.key, orjson.loads(r.value or b"")) for r in markers] == [
+        (b"2218/6", {"state": None, "rev": 2})
+    ]
+    assert h.cache.count(CLIENT) == 5 and h.cache.state(CLIENT, "6") is None
+
+
+def event_ids(pub: FakePublisher) -> list[tuple[str, str]]:
+    return [
+        (dict(r.headers)["ce_type"].decode(), dict(r.headers)["ce_id"].decode())
+        for records, _ in pub.committed
+        for r in records
+        if any(k == "ce_id" for k, _ in r.headers)
+    ]
+
+
+async def test_remove_recreate_remove_with_the_same_data_never_repeats_an_event_id() -> None:
+    h = Harness()
+    await baseline(h, 6)
+    everyone = [customer(i) for i in range(1, 7)]
+    without_6 = everyone[:5]
+    seen: list[tuple[str, str]] = []
+    for present in (everyone, without_6, everyone, without_6, everyone):
+        h.source.pages = pages(*present)  # type: ignore[arg-type]
+        h.source.existing = {c.customerNo: c for c in present}
+        _, pub = await h.run()
+        seen += event_ids(pub)
+    kinds = [kind for kind, _ in seen]
+    assert kinds == [REMOVED, CREATED, REMOVED, CREATED]
+    assert len({eid for _, eid in seen}) == 4, seen
+    # the re-created customer continues its revisions: baseline 1, removed 2, created 3, ...
+    assert h.cache.state(CLIENT, "6").rev == 5  # type: ignore[union-attr]
+    assert h.cache.count(CLIENT) == 6
+
+
+async def test_a_redelivered_removal_repeats_its_ids_exactly() -> None:
+    """Ids stay deterministic: the same removal run twice from the same cache gives the same id."""
+    first, second = Harness(), Harness()
+    for h in (first, second):
+        await baseline(h, 6)
+        h.source.pages = pages(*(customer(i) for i in range(1, 6)))  # type: ignore[arg-type]
+        h.source.existing = {customer(i).customerNo: customer(i) for i in range(1, 6)}
+    _, pub1 = await first.run()
+    _, pub2 = await second.run()
+    assert event_ids(pub1) == event_ids(pub2) and len(event_ids(pub1)) == 1
 
 
 async def test_a_customer_the_read_missed_is_a_coverage_gap_diffed_through_get_one() -> None:

@@ -9,7 +9,20 @@ import pytest
 from service.sandbox.testing import SandboxHandle, running_sandbox
 from testkit.broker import BrokerError, LocalBroker
 
-CLIENTS = {5000: 3_000, 5100: 3_000, 5200: 3_000, 5300: 3_000, 5400: 3_000}
+CLIENTS = {
+    5000: 3_000,
+    5100: 3_000,
+    5200: 3_000,
+    5300: 3_000,
+    5400: 3_000,
+    5500: 200,  # remove / re-create / remove
+    5600: 300,  # failure after the final commit
+    5700: 40,  # suddenly reads as empty
+    5800: 3_000,  # restore failing on assignment
+    5900: 1_000,  # a partition returns after compaction
+    6000: 100,  # fails every time (partition 0 of 3)
+    6100: 100,  # served while 6000 backs off (partition 1 of 3)
+}
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from service.engine.extract import customer_fields, customer_state
 from service.engine.unapplied import Unapplied
 from service.snapshot.store import encode_state, stores_state
 from service.sync.events import uuid4_text
+from service.sync.records import encode_removed
 from service.sync.state import TrackingRules, tracked_state
 from testkit.oracle import BASELINE_TYPE, KIND_TO_TYPE, Verdict, check
 
@@ -86,6 +87,35 @@ def test_lost_duplicated_unexpected_and_snapshot_drift_are_found() -> None:
     wrong = run_check([event("deleted", "2", None)], [], [customer("1"), customer("2")], [customer("1")])
     assert sum(wrong.unexpected.values()) == 1  # a removal no deletion explains
     assert any("not in the snapshot" in m for m in wrong.snapshot_mismatches)
+
+
+def test_a_removal_marker_in_the_snapshot_is_an_absent_customer() -> None:
+    removed = [{"customerNo": "2", "kind": "deleted", "before": customer("2"), "after": None}]
+    events = [event("deleted", "2", None)]
+    verdict = check(
+        Verdict("unit"),
+        events=[event(BASELINE_TYPE, c["customerNo"], c) for c in (customer("1"), customer("2"))] + events,
+        results=[{"requestId": "r1"}],
+        request_ids=["r1"],
+        changes=removed,
+        baseline_customers=["1", "2"],
+        snapshot={**snapshot_of(7, [customer("1")]), b"7/2": encode_removed(2)},
+        current_customers=[customer("1")],
+        client_no=7,
+    )
+    assert verdict.ok(), verdict.problems()
+    stale = check(
+        Verdict("unit"),
+        events=[event(BASELINE_TYPE, c["customerNo"], c) for c in (customer("1"), customer("2"))],
+        results=[{"requestId": "r1"}],
+        request_ids=["r1"],
+        changes=[],
+        baseline_customers=["1", "2"],
+        snapshot={**snapshot_of(7, [customer("1")]), b"7/2": encode_removed(2)},
+        current_customers=[customer("1"), customer("2")],
+        client_no=7,
+    )
+    assert any("2 exists in the API but not in the snapshot" in m for m in stale.snapshot_mismatches)
 
 
 def test_engine_state_shortcut_matches_the_reference() -> None:

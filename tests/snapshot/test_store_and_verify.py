@@ -1,0 +1,82 @@
+"""The SQLite snapshot cache (removal markers, wiping a partition, checkpoint times) and the rule
+that decides whether a cache may be caught up from its checkpoint."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from service.snapshot.store import SnapshotStore
+from service.snapshot.verify import PartitionLog, stale_reason
+from service.sync.records import decode_entry, encode_removed, encode_state, is_removed
+
+DAY_MS = 86_400_000
+
+
+def test_a_removal_marker_keeps_the_revision_and_counts_as_absent(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(0, [(b"7/a", encode_state({"x": 1}, 1)), (b"7/b", encode_state({"x": 2}, 3))], 2)
+    store.apply(0, [(b"7/b", encode_removed(4))], 3)
+    assert store.count(7) == 1
+    assert store.get_state(7, "b") is None and store.get_state(7, "a") is not None
+    raw = store.get_raw_states(7, ["b"])["b"]
+    assert is_removed(raw) and decode_entry(raw) == (None, 4)
+    # a removed customer is never a removal candidate again
+    store.reset_seen(7)
+    store.get_raw_states(7, [], mark_seen=True)
+    assert [no for no, _ in store.unseen(7)] == ["a"]
+    # re-created: a present row again
+    store.apply(0, [(b"7/b", encode_state({"x": 2}, 5))], 4)
+    assert store.count(7) == 2 and store.get_state(7, "b").rev == 5  # type: ignore[union-attr]
+
+
+def test_wiping_a_partition_forgets_its_rows_metadata_and_checkpoint_only(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(0, [(b"1/a", encode_state({}, 1)), (b"1#meta", b'{"lastCompletedRunStartedAt": null}')], 5)
+    store.apply(1, [(b"2/a", encode_state({}, 1))], 9)
+    before = time.time()
+    assert store.checkpoint_time(0) is not None and store.checkpoint_time(0) <= before  # type: ignore[operator]
+    store.wipe_partition(0)
+    assert store.count(1) == 0 and store.get_meta(1) is None
+    assert store.checkpoint(0) == 0 and store.checkpoint_time(0) is None
+    assert store.count(2) == 1 and store.checkpoint(1) == 9
+
+
+def test_a_checkpoint_remembers_when_it_last_moved(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    assert store.checkpoint_time(3) is None
+    store.apply(3, [(b"1/a", encode_state({}, 1))], 1)
+    first = store.checkpoint_time(3)
+    assert first is not None and abs(first - time.time()) < 60
+    store.db.execute("UPDATE checkpoints SET advanced_at = 0 WHERE partition = 3")
+    store.touch_checkpoint(3)
+    assert store.checkpoint_time(3) >= first  # type: ignore[operator]
+
+
+NOW = 1_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "age_s", "log", "new", "wipe"),
+    [
+        (10, 5, PartitionLog(0, 10), True, None),  # current
+        (10, 10 * 86_400, PartitionLog(0, 10), True, None),  # old but nothing written since
+        (11, 5, PartitionLog(0, 10), False, "past the end"),  # topic recreated
+        (4, 5, PartitionLog(6, 10), False, "behind the log start"),
+        (0, None, PartitionLog(6, 10), True, None),  # empty cache: restore from the log start
+        (8, 2 * 86_400, PartitionLog(0, 10), True, "delete.retention.ms"),  # another owner since
+        (8, 2 * 86_400, PartitionLog(0, 10), False, None),  # owned throughout (a retry's restore)
+        (8, 60, PartitionLog(0, 10), True, None),  # recent enough: tombstones still there
+    ],
+)
+def test_when_a_cache_must_be_wiped(
+    checkpoint: int, age_s: float | None, log: PartitionLog, new: bool, wipe: str | None
+) -> None:
+    at = NOW - age_s if age_s is not None else None
+    reason = stale_reason(checkpoint, at, log, retention_ms=DAY_MS, now=NOW, new_ownership=new)
+    if wipe is None:
+        assert reason is None
+    else:
+        assert reason is not None and wipe in reason
