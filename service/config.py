@@ -178,6 +178,12 @@ class SlicingStrategy(StrEnum):
     FILTER_SETS = "filter-sets"
 
 
+class CustomerNoSlicing(StrEnum):
+    OFF = "off"
+    ON = "on"
+    AUTO = "auto"
+
+
 class ApiSettings(_Group):
     # before base_url: its validator reads it
     allow_insecure_http: bool = Field(
@@ -216,6 +222,11 @@ class ApiSettings(_Group):
         default_factory=list,
         description='JSON list of filter sets for filter-sets slicing, e.g. [{"customercategory":"CONS"}]',
     )
+    slice_customerno: CustomerNoSlicing = Field(
+        CustomerNoSlicing.AUTO,
+        description="Split a slice that names cannot separate by customerno prefix: off, on (the API matches "
+        "customerno as a prefix) or auto (asked once)",
+    )
 
     @model_validator(mode="after")
     def _one_auth_mode(self) -> ApiSettings:
@@ -253,6 +264,10 @@ def _loopback(host: str) -> bool:
 
 class SyncSettings(_Group):
     pages_per_transaction: int = Field(1, ge=1, description="API pages committed per Kafka transaction")
+    learn_names_from_snapshot: bool = Field(
+        True,
+        description="Teach the slicing the names in the snapshot (costs ~60 MB per million customers during a run)",
+    )
     removal_hold_fraction: float = Field(
         0.2, ge=0, le=1, description="Removals above this share of the snapshot are held, not published"
     )

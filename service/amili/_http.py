@@ -25,7 +25,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -161,16 +161,6 @@ class Caller:
         self.limiter = make_limiter(settings.rate_limit)
         self._not_before = 0.0  # loop time before which no request is sent (Retry-After)
 
-    async def _respect_pause(self) -> None:
-        loop = asyncio.get_running_loop()
-        # the pause can be extended while we sleep (another 429), hence the loop
-        while (delay := self._not_before - loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-
-    def _pause(self, seconds: float) -> None:
-        until = asyncio.get_running_loop().time() + seconds
-        self._not_before = max(self._not_before, until)
-
     async def call(
         self,
         method: str,
@@ -188,58 +178,20 @@ class Caller:
         """Send until `handle(response)` returns (it sees every status but 429/5xx; it may raise
         `Malformed` to retry) or the retry budget runs out (`AmiliUnavailable`, or
         `AmiliProtocolError` when the last failure was a malformed body)."""
-        s = self.settings
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        last: Transient | None = None
-        failed_at = started
-        attempts = 0
-
-        def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, Transient):
-                return False
-            if exc.retry_after is None:
-                return True
-            left = s.retry_timeout - (loop.time() - started)
-            if exc.retry_after > left:
-                exc.gave_up = f"Retry-After exceeds the {left:.1f} s left of the retry budget"
-                return False
-            return exc.retry_after + random.uniform(0, s.retry_wait_initial)
-
+        tries = _Attempts(self.settings, asyncio.get_running_loop())
         try:
-            async for attempt in stamina.retry_context(
-                on=backoff,
-                attempts=s.retry_attempts,
-                timeout=s.retry_timeout,
-                wait_initial=s.retry_wait_initial,
-                wait_max=s.retry_wait_max,
-                wait_jitter=s.retry_wait_initial,
-            ):
+            async for attempt in tries.retry_context():
                 with attempt:
-                    attempts = attempt.num
-                    if last is not None:
-                        stats.retry(last.cause)
-                        log.warning(
-                            "amili.retry",
-                            clientNo=client_no,
-                            method=method,
-                            path=path,
-                            cause=last.describe(),
-                            attempt=attempts,
-                            waited=round(loop.time() - failed_at, 3),
-                        )
+                    tries.num = attempt.num
+                    if tries.last is not None:
+                        self._note_retry(tries, tries.last, stats, client_no, method, path)
                     try:
                         return await self._once(method, url, handle, stats, headers, params, data, limited)
                     except Transient as exc:
-                        last, failed_at = exc, loop.time()
+                        tries.failed(exc)
                         raise
-        except Malformed as exc:
-            raise AmiliProtocolError(
-                f"Amili API: client {client_no}: {method} {path}: the body is not valid JSON "
-                f"after {attempts} attempt(s): {exc.detail}"
-            ) from None
         except Transient as exc:
-            raise AmiliUnavailable(client_no, path, exc.describe(), attempts, method) from None
+            raise _give_up(exc, client_no, method, path, tries.num) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(
@@ -253,20 +205,49 @@ class Caller:
         data: Mapping[str, str] | None,
         limited: bool,
     ) -> T:
+        """One attempt: wait for our turn, send, and hand a non-transient answer to `handle`."""
         await self._respect_pause()
         if limited:
             await self.limiter.acquire()
         extra = dict(await headers()) if headers is not None else None
+        response = await self._send(method, url, stats, params, data, extra)
+        stats.call(str(response.status_code))
+        self._raise_if_transient(response)
+        return handle(response)
+
+    async def _respect_pause(self) -> None:
+        loop = asyncio.get_running_loop()
+        # the pause can be extended while we sleep (another 429), hence the loop
+        while (delay := self._not_before - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    def _pause(self, seconds: float) -> None:
+        until = asyncio.get_running_loop().time() + seconds
+        self._not_before = max(self._not_before, until)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        stats: CallStats,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, str] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """The request itself; a transport failure (no answer) becomes a `Transient`."""
         with exchange(method, url) as answered:  # the latency histogram and the API call's span
             try:
-                response = await self.http.request(method, url, params=params, data=data, headers=extra)
+                response = await self.http.request(method, url, params=params, data=data, headers=headers)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 kind = type(exc).__name__
                 stats.call(kind)
                 raise Transient(kind, detail=self.redactor(str(exc))[:EXCERPT_CHARS]) from None
             answered.status = response.status_code
+        return response
+
+    def _raise_if_transient(self, response: httpx.Response) -> None:
+        """429 and 5xx are retried; a Retry-After in them pauses every call of this client."""
         status = response.status_code
-        stats.call(str(status))
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None and retry_after > 0:
@@ -274,4 +255,69 @@ class Caller:
             raise Transient(
                 str(status), retry_after=retry_after, detail=self.redactor.excerpt(response.content)
             )
-        return handle(response)
+
+    @staticmethod
+    def _note_retry(
+        tries: _Attempts, last: Transient, stats: CallStats, client_no: int | None, method: str, path: str
+    ) -> None:
+        # counted and logged once here, with the client and path (stamina's own instrumentation is off)
+        stats.retry(last.cause)
+        log.warning(
+            "amili.retry",
+            clientNo=client_no,
+            method=method,
+            path=path,
+            cause=last.describe(),
+            attempt=tries.num,
+            waited=round(tries.loop.time() - tries.failed_at, 3),
+        )
+
+
+class _Attempts:
+    """One call's attempts: the retry budget, the last failure and when it happened."""
+
+    def __init__(self, settings: ApiSettings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.started = loop.time()
+        self.num = 0
+        self.last: Transient | None = None
+        self.failed_at = self.started
+
+    def retry_context(self) -> AsyncIterable[stamina.Attempt]:
+        s = self.settings
+        return stamina.retry_context(
+            on=self.backoff,
+            attempts=s.retry_attempts,
+            timeout=s.retry_timeout,
+            wait_initial=s.retry_wait_initial,
+            wait_max=s.retry_wait_max,
+            wait_jitter=s.retry_wait_initial,
+        )
+
+    def failed(self, exc: Transient) -> None:
+        self.last, self.failed_at = exc, self.loop.time()
+
+    def backoff(self, exc: Exception) -> bool | float:
+        """stamina's hook: retry a `Transient`; a Retry-After sets the wait, unless it overruns the budget."""
+        if not isinstance(exc, Transient):
+            return False
+        if exc.retry_after is None:
+            return True
+        left = self.settings.retry_timeout - (self.loop.time() - self.started)
+        if exc.retry_after > left:
+            exc.gave_up = f"Retry-After exceeds the {left:.1f} s left of the retry budget"
+            return False
+        return exc.retry_after + random.uniform(0, self.settings.retry_wait_initial)
+
+
+def _give_up(
+    exc: Transient, client_no: int | None, method: str, path: str, attempts: int
+) -> AmiliProtocolError | AmiliUnavailable:
+    """The error a call raises once its retries are spent on `exc`."""
+    if isinstance(exc, Malformed):
+        return AmiliProtocolError(
+            f"Amili API: client {client_no}: {method} {path}: the body is not valid JSON "
+            f"after {attempts} attempt(s): {exc.detail}"
+        )
+    return AmiliUnavailable(client_no, path, exc.describe(), attempts, method)

@@ -49,6 +49,7 @@ from .errors import (
 )
 from .models import Customer, CustomerList
 from .parsing import parse_customer, parse_list
+from .planner import KnownNames
 from .reader import CustomerRead
 from .slicing import SliceStrategy, make_strategy
 
@@ -153,11 +154,20 @@ class AmiliClient:
 
     # -- public API ----------------------------------------------------------------------------------
 
-    def read(self, client_no: int, filters: Mapping[str, str] | None = None) -> CustomerRead:
+    def read(
+        self,
+        client_no: int,
+        filters: Mapping[str, str] | None = None,
+        *,
+        known_names: Iterable[str | None] = (),
+    ) -> CustomerRead:
         """The customers of `client_no` matching `filters` (lower-case API names: customerno,
-        accountno, organizationno, name, customercategory), as pages; see `CustomerRead`."""
+        accountno, organizationno, name, customercategory), as pages; see `CustomerRead`.
+        `known_names` (e.g. the names in the local snapshot) teach the slicing planner which
+        characters follow a dense prefix."""
         clean = {str(k).lower(): str(v) for k, v in (filters or {}).items() if v is not None and str(v) != ""}
-        read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard)
+        known = KnownNames(known_names)
+        read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard, known=known)
         self._reads.add(read)
         return read
 

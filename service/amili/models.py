@@ -261,7 +261,20 @@ class ReadReport:
     - `expected_total`: the true number of matches when known, else None;
     - `discarded_pages`: truncated first pages thrown away before splitting;
     - `query_restarts`: queries re-issued because their queryId expired;
-    - `coverage_notes`: why coverage is not "proven" (one line per finding).
+    - `coverage_notes`: why coverage is not "proven" (one line per finding);
+    - `api_requests`: HTTP requests the read sent (every attempt, retries and probes included), and
+      `requests_per_1000` of them per 1,000 customers read;
+    - `splits`, `slice_queries` (first requests of slices, probes and the customerno probe included),
+      `probe_queries` (shortfall probes), `empty_slices` (slices that matched nobody);
+    - `unreachable`: when the API reports true totals, customers the query matches that the read could
+      not reach (`expected_total - customers`); None when totals are capped;
+    - `gap_count` and `gaps`: detected gaps, at most 16 entries of a few hundred bytes: `kind`
+      ("shortfall": exact count, true totals; "below-cap": a capped split slice whose children hold
+      less than the cap; "unmatched-names": sampled names no child matches; "capped": a slice read
+      capped), `slice` (its filters, values cut to 32 characters), `missing` (exact, or a lower
+      bound), `exact`, `unmatchedPrefixes` (where sampled names fell between the children, cut);
+    - `known_names`: names the caller passed in to learn from; `customerno_prefix`: the API matches
+      `customerno` as a prefix (True/False) when the read had to know, else None.
     """
 
     client_no: int = 0
@@ -279,6 +292,17 @@ class ReadReport:
     discarded_pages: int = 0
     query_restarts: int = 0
     coverage_notes: list[str] = field(default_factory=list)
+    api_requests: int = 0
+    requests_per_1000: float | None = None
+    splits: int = 0
+    slice_queries: int = 0
+    probe_queries: int = 0
+    empty_slices: int = 0
+    unreachable: int | None = None
+    gap_count: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    known_names: int = 0
+    customerno_prefix: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,10 +3,15 @@
 How a read goes:
 
 1. The request's query (its filters, `pagesize`, `maximumcount`) is issued. If its first page says
-   `totalCount >= maximumCount` the query is truncated: the page is thrown away unread and the query
-   is split into slices by the slicing strategy; a slice whose first page is still truncated is split
-   again. A slice the strategy cannot split is read as it is (capped) and makes coverage
-   "incomplete".
+   `totalCount >= maximumCount` the query is truncated: its customers are not yielded, but their
+   names and customerNos are the sample the planner learns the next characters from (`planner.py`),
+   and the query is split into slices; a slice whose first page is still truncated is split again.
+   A slice the strategy cannot split is read as it is (capped) and makes coverage "incomplete".
+   When the API reports true totals, a split slice whose children's totals add up to less than its
+   own (a *shortfall*) gets the planner's probes, a few at a time, until the shortfall is zero or
+   the probes run out (then the shortfall is a gap and coverage "incomplete"). When totals are
+   capped, a split slice whose children hold less than the cap, or whose sample has names no child
+   matches, is a detected gap (coverage stays "unproven"). Gaps go to `ReadReport.gaps` (bounded).
 2. A complete slice's first page is yielded and its other pages are fetched by `query` + `pageno`,
    `concurrency` requests at a time, pages before new slices (a short-lived queryId has less time
    to expire). Pages are yielded as they arrive, so in any order. `nextPage` is never followed
@@ -26,27 +31,38 @@ twice in one read, and a complete slice whose pages do not add up to its `totalC
 Memory: at most `concurrency` pages are fetched or waiting for the consumer at any time (a
 semaphore permit is taken before a request and given back when the consumer takes the page).
 Pages without customers (empty slices) are counted in the report but not yielded.
+
+Stopping: `aclose()` (or leaving `async with read:`) cancels the fetch tasks and waits for them, also
+when the consumer was cancelled while it held a page (the generator is then suspended at `yield` and
+would otherwise keep its tasks alive).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Protocol
 
 from service.logs import get_logger
 from service.metrics import CUSTOMERS_READ, PAGES_FETCHED, SLICES
 
 from ._http import CallStats
-from .errors import AmiliError, AmiliHTTPError, AmiliProtocolError, AmiliQueryExpired
+from .errors import AmiliBadRequest, AmiliError, AmiliHTTPError, AmiliProtocolError, AmiliQueryExpired
 from .models import CustomerList, Page, ReadReport
+from .planner import NO_NAMES, KnownNames, Sample, fold
 from .slicing import SliceStrategy
 
 log = get_logger("service.amili")
 
-MAX_SPLIT_LEVEL = 16
+MAX_SPLIT_LEVEL = 48
+PROBE_BATCH = 8  # probes sent at once while a shortfall remains
+MAX_GAPS = 16  # gap entries kept in the report (each a few hundred bytes at most)
+GAP_TEXT = 32  # characters of a prefix kept in a gap entry
+MAX_POOL = 20_000  # sampled names a slice passes on to its children
 _PAGE, _SLICE = 0, 1  # work priorities: finish open queries before starting new slices
 
 
@@ -71,6 +87,13 @@ class _Slice:
     true_total: int | None = None  # known true number of matches
     split: bool = False
     capped: bool = False
+    probe: bool = False  # created by a shortfall probe
+    open_children: int = 0  # children whose first answer has not come yet
+    probes: list[dict[str, str]] = field(default_factory=list)  # left to try while a shortfall remains
+    unmatched: int = 0  # sampled customers no child can match
+    unmatched_prefixes: list[str] = field(default_factory=list)
+    shortfall: int = 0  # true totals: customers of this split slice its children do not hold
+    pool: list[str] = field(default_factory=list)  # folded sampled names of this slice and its ancestors
     query_id: str | None = None
     generation: int = 0
     restarts: int = 0
@@ -108,8 +131,13 @@ class CustomerRead:
         client_no: int,
         filters: dict[str, str],
         on_close: Callable[[CustomerRead], None] | None = None,
+        known: KnownNames = NO_NAMES,
     ) -> None:
-        self.report = ReadReport(client_no=client_no, filters=dict(filters))
+        self.report = ReadReport(client_no=client_no, filters=dict(filters), known_names=len(known))
+        self._known = known
+        self._true_totals = False  # seen totalCount > maximumCount: the API reports true totals
+        self._probe_lock = asyncio.Lock()
+        self._prior: Counter[str] = Counter()
         self._fetcher = fetcher
         self._strategy = strategy
         self._client_no = client_no
@@ -138,8 +166,20 @@ class CustomerRead:
         self._iterator = self._run()
         return self._iterator
 
+    async def __aenter__(self) -> CustomerRead:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
-        """Stop the read (when the consumer stops early); safe to call more than once."""
+        """Stop the read (when the consumer stops early or was cancelled); cancels the fetch tasks and
+        waits for them; safe to call more than once."""
         iterator = self._iterator
         if iterator is not None and hasattr(iterator, "aclose"):
             try:
@@ -181,8 +221,13 @@ class CustomerRead:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        if tasks:
+        if not tasks:
+            return
+        try:
             await asyncio.gather(*tasks, return_exceptions=True)
+        except asyncio.CancelledError:  # cancelled again while waiting: still wait, then re-raise
+            await asyncio.wait(tasks)
+            raise
 
     def _enqueue(self, sl: _Slice, kind: int, page_no: int) -> None:
         self._seq += 1
@@ -212,6 +257,8 @@ class CustomerRead:
         delivered = False
         try:
             answer = await fetch()
+            if page_no == 1 and sl.total_count is None:
+                await self._before_open(sl, answer)
             delivered = self._handle(sl, page_no, answer)
         finally:
             if not delivered:
@@ -239,40 +286,126 @@ class CustomerRead:
         truncated = total >= cap
         if sl is self._root:
             self.report.truncated = truncated
-        if truncated:
-            if total > cap:
-                sl.true_total = total
-                if sl is self._root:
-                    self.report.expected_total = total
-            children = self._strategy.split(sl.filters, sl.level) if sl.level < MAX_SPLIT_LEVEL else None
-            if children:
-                sl.split = True
-                self.report.discarded_pages += 1
-                log.info(
-                    "amili.slice_split",
-                    clientNo=self._client_no,
-                    slice=sl.describe(),
-                    total_count=total,
-                    maximum_count=cap,
-                    children=len(children),
-                )
-                for filters in children:
-                    child = _Slice(filters, sl.level + 1, parent=sl)
-                    sl.children.append(child)
-                    self._enqueue(child, _SLICE, 0)
-                return False
-            sl.capped = True
-            self.report.coverage_notes.append(
-                f"{sl.describe()} has {total} customers (cap {cap}) and cannot be split further: "
-                f"read capped, the rest is missing"
-            )
-            log.warning(
-                "amili.slice_capped", clientNo=self._client_no, slice=sl.describe(), total_count=total
-            )
-        else:
+        if total == 0:
+            self.report.empty_slices += 1
+        try:
+            if truncated:
+                return self._open_truncated(sl, answer, total, cap)
             sl.true_total = total
             if sl is self._root:
                 self.report.expected_total = total
+            return self._open_pages(sl, answer, total, cap)
+        finally:
+            parent = sl.parent
+            if parent is not None:
+                parent.open_children -= 1
+                if parent.open_children == 0:
+                    self._settle(parent)
+
+    def _sample(self, answer: CustomerList, true_totals: bool) -> Sample:
+        customers = answer.customers
+        names = [c.name for c in customers]
+        return Sample(names, [c.customerNo for c in customers], true_totals, self._prior)
+
+    @staticmethod
+    def _inherited(sl: _Slice) -> list[str]:
+        parent = sl.parent
+        if parent is None or not parent.pool:
+            return []
+        prefix = fold(sl.filters.get("name", ""))
+        return [n for n in parent.pool if n.startswith(prefix)][:MAX_POOL]
+
+    def _learn_prior(self, sample: Sample) -> None:
+        """Count the characters of sampled names (and customerNos): the order probes are tried in."""
+        counts = self._prior
+        for name in sample.names:
+            if name:
+                counts.update(fold(name))
+        for number in sample.customer_nos:
+            counts.update(fold(number))
+
+    async def _before_open(self, sl: _Slice, answer: CustomerList) -> None:
+        """Ask the API once whether `customerno` is a prefix match, when a split would use it."""
+        strategy, summary = self._strategy, answer.summary
+        cap = summary.maximumCount or self._fetcher.maximum_count
+        if strategy.customerno_prefix is not None or summary.totalCount is None or summary.totalCount < cap:
+            return
+        if not strategy.wants_customerno(sl.filters, self._sample(answer, summary.totalCount > cap)):
+            return
+        async with self._probe_lock:
+            if strategy.customerno_prefix is None:
+                strategy.customerno_prefix = await self._probe_customerno(answer)
+        self.report.customerno_prefix = strategy.customerno_prefix
+
+    async def _probe_customerno(self, answer: CustomerList) -> bool:
+        """`customerno=<a sampled customerNo minus its last character>`: a prefix match answers
+        customers whose numbers are longer than the value; an exact match answers none (or only a
+        customer whose number is exactly the value)."""
+        numbers = sorted((c.customerNo for c in answer.customers if len(c.customerNo) >= 2), key=len)
+        if not numbers:
+            return False
+        value = numbers[-1][:-1]
+        self.report.slice_queries += 1
+        try:
+            found = await self._fetcher.list_first(self._client_no, {"customerno": value}, self._stats)
+        except AmiliBadRequest:
+            found = None
+        folded = fold(value)
+        numbers = [fold(c.customerNo) for c in found.customers] if found is not None else []
+        prefix = all(n.startswith(folded) for n in numbers) and any(n != folded for n in numbers)
+        log.info("amili.customerno_probe", clientNo=self._client_no, prefix_match=prefix)
+        return prefix
+
+    def _open_truncated(self, sl: _Slice, answer: CustomerList, total: int, cap: int) -> bool:
+        """A truncated first answer: split the slice (False: page discarded) or read it capped (True)."""
+        if total > cap:
+            self._true_totals = True
+        if self._true_totals:
+            sl.true_total = total
+            if sl is self._root:
+                self.report.expected_total = total
+        sample = self._sample(answer, self._true_totals)
+        self._learn_prior(sample)
+        # the samples of the ancestors that fall under this slice teach it too (rare characters that
+        # one page of 1,000 misses are often on another)
+        sl.pool = self._inherited(sl) + [fold(n) for n in sample.names if n]
+        sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior)
+        plan = (
+            self._strategy.split(sl.filters, sl.level, sample, self._known)
+            if sl.level < MAX_SPLIT_LEVEL
+            else None
+        )
+        if plan is not None and (plan.children or plan.probes):
+            sl.split = True
+            sl.probes = list(plan.probes) if sl.true_total is not None else []
+            sl.unmatched, sl.unmatched_prefixes = plan.unmatched, plan.unmatched_prefixes
+            self.report.splits += 1
+            self.report.discarded_pages += 1
+            log.info(
+                "amili.slice_split",
+                clientNo=self._client_no,
+                slice=sl.describe(),
+                total_count=total,
+                maximum_count=cap,
+                by=plan.dimension,
+                children=len(plan.children),
+                probes=len(sl.probes),
+            )
+            self._spawn(sl, plan.children, probe=False)
+            if sl.open_children == 0:
+                self._settle(sl)
+            return False
+        sl.capped = True
+        self.report.coverage_notes.append(
+            f"{sl.describe()} has {total} customers (cap {cap}) and cannot be split further: "
+            f"read capped, the rest is missing"
+        )
+        self._gap("capped", sl, total - cap, exact=sl.true_total is not None)
+        log.warning("amili.slice_capped", clientNo=self._client_no, slice=sl.describe(), total_count=total)
+        return self._open_pages(sl, answer, total, cap)
+
+    def _open_pages(self, sl: _Slice, answer: CustomerList, total: int, cap: int) -> bool:
+        summary = answer.summary
         expected_count = min(total, cap)
         sl.page_size_limit = summary.pageSizeLimit
         pages = summary.totalPages
@@ -296,6 +429,66 @@ class CustomerRead:
         for page_no in range(2, sl.total_pages + 1):
             self._enqueue(sl, _PAGE, page_no)
         return True
+
+    def _spawn(self, sl: _Slice, children: list[dict[str, str]], *, probe: bool) -> None:
+        for filters in children:
+            child = _Slice(filters, sl.level + 1, parent=sl, probe=probe)
+            sl.children.append(child)
+            sl.open_children += 1
+            self.report.slice_queries += 1
+            if probe:
+                self.report.probe_queries += 1
+            self._enqueue(child, _SLICE, 0)
+
+    def _settle(self, sl: _Slice) -> None:
+        """Every child of a split slice has answered: probe on while a shortfall remains, or record
+        what is detectably missing."""
+        cap = self._fetcher.maximum_count
+        held = sum(c.total_count or 0 for c in sl.children)
+        if sl.true_total is not None:
+            shortfall = sl.true_total - held
+            if shortfall > 0 and sl.probes:
+                batch, sl.probes = sl.probes[:PROBE_BATCH], sl.probes[PROBE_BATCH:]
+                log.debug("amili.probing", clientNo=self._client_no, slice=sl.describe(), shortfall=shortfall)
+                self._spawn(sl, batch, probe=True)
+                return
+            sl.probes = []
+            if shortfall > 0:
+                sl.shortfall = shortfall
+                self._gap("shortfall", sl, shortfall, exact=True)
+            elif shortfall < 0:
+                self.report.coverage_notes.append(
+                    f"{sl.describe()}: totalCount says {sl.true_total}, its slices hold {held} "
+                    f"(the slices overlap: the API matches differently than assumed)"
+                )
+            return
+        truncated_child = any(c.split or c.capped for c in sl.children)
+        if not truncated_child and held < cap:
+            self._gap("below-cap", sl, cap - held, exact=False)
+        elif sl.unmatched:
+            self._gap("unmatched-names", sl, sl.unmatched, exact=False)
+
+    def _gap(self, kind: str, sl: _Slice, missing: int, *, exact: bool) -> None:
+        report = self.report
+        report.gap_count += 1
+        if len(report.gaps) < MAX_GAPS:
+            report.gaps.append(
+                {
+                    "kind": kind,
+                    "slice": {k: v[:GAP_TEXT] for k, v in sorted(sl.filters.items())},
+                    "missing": missing,
+                    "exact": exact,
+                    "unmatchedPrefixes": [p[: GAP_TEXT + 2] for p in sl.unmatched_prefixes[:4]],
+                }
+            )
+        log.warning(
+            "amili.coverage_gap",
+            clientNo=self._client_no,
+            kind=kind,
+            slice=sl.describe(),
+            missing=missing,
+            exact=exact,
+        )
 
     def _require(self, value: int | None, name: str, sl: _Slice) -> int:
         if value is None:
@@ -425,14 +618,16 @@ class CustomerRead:
             raise AmiliError(
                 f"Amili read of client {self._client_no} ended with {len(undone)} unread slice(s)"
             )
-        mismatch = False
-        for sl in self._walk(root):
-            if sl.split and sl.true_total is not None and sl.read_sum() != sl.true_total:
-                mismatch = True
-                notes.append(
-                    f"{sl.describe()}: totalCount says {sl.true_total}, its slices hold {sl.read_sum()} "
-                    f"(names the slices cannot reach: outside the alphabet, or equal to a refined prefix)"
-                )
+        mismatch = any(
+            sl.split and sl.true_total is not None and sl.read_sum() != sl.true_total
+            for sl in self._walk(root)
+        )
+        if mismatch and root.true_total is not None:
+            notes.append(
+                f"{self._root.describe()}: totalCount says {root.true_total}, the slices hold {root.read_sum()}: "
+                f"names no prefix reaches (equal to a prefix, empty, or after characters no probe tried); "
+                f"{report.gap_count} gap(s)"
+            )
         capped = any(s.capped for s in self._walk(root))
         if not root.split:
             report.expected_total = root.true_total
@@ -447,10 +642,15 @@ class CustomerRead:
                 report.coverage = "unproven"
                 notes.append(
                     f"the query hit the cap with totalCount == maximumCount, so the true total is unknown; "
-                    f"{report.customers} customers were read in {report.slices} slices, and customers the "
-                    f"slices cannot reach would go unnoticed"
+                    f"{report.customers} customers were read in {report.slices} slices; {report.gap_count} "
+                    f"gap(s) detected, and customers the slices cannot reach may go unnoticed"
                 )
         report.complete = report.coverage != "incomplete"
+        if root.true_total is not None:
+            report.unreachable = max(root.true_total - report.customers, 0)
+        report.api_requests = sum(report.api_calls.values())
+        if report.customers:
+            report.requests_per_1000 = round(report.api_requests * 1000 / report.customers, 2)
         log.info(
             "amili.read_done",
             clientNo=self._client_no,
@@ -459,6 +659,9 @@ class CustomerRead:
             slices=report.slices,
             coverage=report.coverage,
             retries=report.retries,
+            api_requests=report.api_requests,
+            probes=report.probe_queries,
+            gaps=report.gap_count,
         )
 
     @staticmethod

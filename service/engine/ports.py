@@ -72,7 +72,16 @@ class CustomerStream(Protocol):
 
 
 class CustomerSource(Protocol):
-    def read(self, client_no: int, filters: Mapping[str, str] | None = None) -> CustomerStream: ...
+    def read(
+        self,
+        client_no: int,
+        filters: Mapping[str, str] | None = None,
+        *,
+        known_names: Iterable[str | None] = (),
+    ) -> CustomerStream:
+        """`known_names`: names the caller already knows (the snapshot's), for the slicing to learn
+        which characters follow a dense name prefix."""
+        ...
 
     async def get_customer(self, client_no: int, customer_no: str) -> Customer | None:
         """The customer, or None when the API says it does not exist."""
@@ -98,6 +107,10 @@ class SnapshotCache(Protocol):
         ...
 
     def count(self, client_no: int) -> int: ...
+
+    def names(self, client_no: int) -> Iterator[str]:
+        """The names in the client's stored states."""
+        ...
 
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -198,7 +198,9 @@ class SyncEngine:
 
     async def _read(self, run: _Run, on_progress: ProgressCallback | None) -> ReadReport:
         """Read every page, committing a transaction per `pages_per_transaction` pages' worth."""
-        stream = self.source.read(run.client_no, run.request.filter_query or None)
+        stream = self.source.read(
+            run.client_no, run.request.filter_query or None, known_names=self._known_names(run)
+        )
         pending: list[Customer] = []
         last_log = time.monotonic()
         try:
@@ -331,6 +333,13 @@ class SyncEngine:
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _known_names(self, run: _Run) -> Iterator[str]:
+        """The snapshot's names teach the slicing the characters that follow a dense prefix, also
+        where the API's sample pages do not show them (pages ordered by name)."""
+        if run.baseline or not self.settings.sync.learn_names_from_snapshot:
+            return iter(())
+        return self.cache.names(run.client_no)
+
     def _count_customers(self, run: _Run, n: int) -> None:
         before, run.customers = run.customers, run.customers + n
         if run.customers // TRIM_EVERY != before // TRIM_EVERY:
@@ -375,6 +384,11 @@ class SyncEngine:
             finishedAt=datetime.now(UTC),
             durationSeconds=round(time.monotonic() - run.t0, 3),
             retries=dict(report.retries) if report else {},
+            apiRequests=report.api_requests if report else 0,
+            requestsPer1000=report.requests_per_1000 if report else None,
+            unreachable=report.unreachable if report else None,
+            sliceGapCount=report.gap_count if report else 0,
+            sliceGaps=list(report.gaps) if report else [],
         )
 
     @staticmethod

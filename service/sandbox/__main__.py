@@ -40,6 +40,22 @@ def parse_clients(text: str) -> dict[int, int]:
     return clients
 
 
+def parse_name_mix(text: str) -> tuple[str, dict[int, str]]:
+    """ "dense" -> every client; "2218=dense,3000=stuck" -> per client (others classic)."""
+    from service.sandbox.names import NAME_MIXES
+
+    default, per_client = "classic", {}
+    for item in (s.strip() for s in text.split(",")):
+        no, sep, mix = item.rpartition("=")
+        if mix not in NAME_MIXES or (sep and not no.strip().isdigit()):
+            raise argparse.ArgumentTypeError(f"want MIX or CLIENTNO=MIX[,...] with MIX one of {NAME_MIXES}")
+        if sep:
+            per_client[int(no)] = mix
+        else:
+            default = mix
+    return default, per_client
+
+
 def parse_client_list(text: str) -> tuple[int, ...]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not all(s.isdigit() for s in items):
@@ -122,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="clamp",
         help="pagesize/maximumcount above the cap: clamp to the cap, or 400",
     )
+    p.add_argument(
+        "--list-order",
+        choices=("key", "name"),
+        default="key",
+        help="order of every listing: customerNo (key) order, or by name (first pages are then not a sample)",
+    )
+    p.add_argument(
+        "--customerno-filter",
+        choices=("exact", "prefix"),
+        default="exact",
+        help="the customerno list filter: exact match, or prefix match",
+    )
+    p.add_argument(
+        "--name-mix",
+        type=parse_name_mix,
+        default=("classic", {}),
+        help="generated names: classic, dense (dense families beyond the cap) or stuck (names a prefix "
+        "cannot separate); MIX for every client or CLIENTNO=MIX,...",
+    )
     p.add_argument("--page-size-default", type=int, default=100, help="pagesize when not given")
     p.add_argument("--page-size-cap", type=int, default=1000, help="largest pagesize")
     p.add_argument("--maximum-count-cap", type=int, default=10_000, help="default and largest maximumcount")
@@ -185,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         public_url=args.public_url,
         faults=args.faults,
         prefetch=not args.no_prefetch,
+        list_order=args.list_order,
+        customer_no_filter=args.customerno_filter,
+        name_mix=args.name_mix[0],
+        client_name_mix=args.name_mix[1],
     )
     try:
         app = create_app(config)

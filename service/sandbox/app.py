@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -69,6 +69,25 @@ class SandboxConfig:
     faults: Any = None  # initial fault spec
     page_cache_bytes: int = 64 * 1024 * 1024
     prefetch: bool = True  # render page n+1 of a query (into the page cache) right after serving page n
+    list_order: str = "key"  # "key": customerNo order; "name": by casefolded name (then key)
+    customer_no_filter: str = "exact"  # customerno: "exact" or "prefix" match
+    name_mix: str = "classic"  # how generated names are made (service/sandbox/names.py)
+    client_name_mix: dict[int, str] = field(default_factory=dict)  # per client, over name_mix
+
+    def switches(self) -> dict[str, str]:
+        return {
+            "totalCount": self.total_count,
+            "listOrder": self.list_order,
+            "customerNoFilter": self.customer_no_filter,
+        }
+
+
+# runtime switches (POST /_sandbox/config): JSON key -> (attribute, allowed values)
+SWITCHES: Final = {
+    "totalCount": ("total_count", ("true", "capped")),
+    "listOrder": ("list_order", ("key", "name")),
+    "customerNoFilter": ("customer_no_filter", ("exact", "prefix")),
+}
 
 
 class ApiError(Exception):
@@ -123,7 +142,11 @@ class SandboxState:
         self.config = config
         self.base_path = "/" + config.base_path.strip("/") if config.base_path.strip("/") else ""
         self.token_path = "/" + config.token_path.strip("/")
-        self.clients = {no: ClientData(no, n, config.seed) for no, n in config.clients.items()}
+        self.clients = {
+            no: ClientData(no, n, config.seed, config.client_name_mix.get(no, config.name_mix))
+            for no, n in config.clients.items()
+        }
+        self.initial_switches = config.switches()
         self.queries = QueryStore(config.query_ttl, config.max_open_queries)
         self.pages = PageCache(config.page_cache_bytes)
         self.faults = FaultEngine()
@@ -152,6 +175,8 @@ class SandboxState:
         self.faults.clear()
         self.faults.reset_counters()
         self.stats = Stats()
+        for key, value in self.initial_switches.items():
+            setattr(self.config, SWITCHES[key][0], value)
 
     def classify(self, method: str, path: str) -> tuple[str | None, int | None]:
         """(route, client number) of an API request; route None for health, controls and unknown paths."""
@@ -370,8 +395,9 @@ class Api:
             organization_no=params.get("organizationno"),
             name=params.get("name"),
             category=params.get("customercategory"),
+            customer_no_prefix=cfg.customer_no_filter == "prefix",
         )
-        refs, total = client.select(filters, maximum)
+        refs, total = client.select(filters, maximum, cfg.list_order)
         return self.state.queries.create(client, refs, total, page_size, maximum, now)
 
     def _page(self, query: Query, page_no: int, link_base: str) -> bytes:
@@ -684,8 +710,27 @@ class Controls:
                 "pageSizeDefault": cfg.page_size_default,
                 "pageSizeCap": cfg.page_size_cap,
                 "maximumCountCap": cfg.maximum_count_cap,
+                "nameMix": {str(no): c.mix for no, c in self.state.clients.items()},
+                **cfg.switches(),
             }
         )
+
+    async def set_config(self, request: Request) -> Response:
+        """Change runtime switches: `{"totalCount": "capped", "listOrder": "name", "customerNoFilter":
+        "prefix"}` (any subset); a bad key or value: 400 and nothing changes."""
+        try:
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "want a JSON object of switches")
+            for key, value in body.items():
+                if key not in SWITCHES or value not in SWITCHES[key][1]:
+                    allowed = {k: list(v[1]) for k, v in SWITCHES.items()}
+                    raise ApiError(400, f"unknown switch or value {key}={value!r}; allowed: {allowed}")
+            for key, value in body.items():
+                setattr(self.state.config, SWITCHES[key][0], value)
+        except ApiError as exc:
+            return error_response(exc)
+        return await self.config(request)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,6 +921,7 @@ def create_app(config: SandboxConfig) -> SandboxASGI:
         Route("/_sandbox/stats", ctl.stats, methods=["GET"]),
         Route("/_sandbox/token", ctl.mint_token, methods=["POST"]),
         Route("/_sandbox/config", ctl.config, methods=["GET"]),
+        Route("/_sandbox/config", ctl.set_config, methods=["POST"]),
         Route("/_sandbox/clients/{clientno}/customers", ctl.customers, methods=["GET"]),
         Route("/_sandbox/clients/{clientno}/count", ctl.count, methods=["GET"]),
     ]

@@ -268,8 +268,41 @@ def ascii_slug(text: str) -> str:
     return text.lower().translate(_ASCII).encode("ascii", "ignore").decode().strip(".-") or "x"
 
 
-def base_name(kind: int, a: int, b: int) -> str:
+def _pick(table: tuple[tuple[int, str], ...], byte: int) -> str | None:
+    for below, value in table:
+        if byte < below:
+            return value
+    return None
+
+
+def base_name(kind: int, a: int, b: int, mix: str = "classic") -> str:
     """The name for a genome, before the case variant (which does not matter for matching)."""
+    if mix == "dense":
+        return _dense_name(kind, a, b)
+    if mix == "stuck":
+        if kind == KIND_COMPANY and a < 128:
+            return w.STUCK_NAME
+        if kind == KIND_PUBLIC and b < 64:
+            return "" if b < 32 else " " + _classic_name(kind, a, b)
+    return _classic_name(kind, a, b)
+
+
+def _dense_name(kind: int, a: int, b: int) -> str:
+    last = w.DENSE_LAST[b % len(w.DENSE_LAST)]
+    if kind == KIND_PERSON:
+        first = _pick(w.DENSE_FIRST, a)
+        if first is not None:
+            return f"{first} {last}"
+    elif kind == KIND_PERSON_REVERSED and b < 210:
+        return f"{w.DENSE_PARTICLE} {w.LAST_NAMES[b % len(w.LAST_NAMES)]} {w.FIRST_NAMES[a % len(w.FIRST_NAMES)]}"
+    elif kind == KIND_COMPANY:
+        word = _pick(w.DENSE_COMPANY, a)
+        if word is not None:
+            return f"{word} {w.COMPANY_SUFFIXES[b % len(w.COMPANY_SUFFIXES)]}"
+    return _classic_name(kind, a, b)
+
+
+def _classic_name(kind: int, a: int, b: int) -> str:
     if kind == KIND_COMPANY:
         return (
             f"{w.COMPANY_WORDS[a % len(w.COMPANY_WORDS)]} {w.COMPANY_SUFFIXES[b % len(w.COMPANY_SUFFIXES)]}"
@@ -281,8 +314,8 @@ def base_name(kind: int, a: int, b: int) -> str:
     return f"{last} {first}" if kind == KIND_PERSON_REVERSED else f"{first} {last}"
 
 
-def display_name(kind: int, a: int, b: int, x: int) -> str:
-    name = base_name(kind, a, b)
+def display_name(kind: int, a: int, b: int, x: int, mix: str = "classic") -> str:
+    name = base_name(kind, a, b, mix)
     if x < 4:
         return name.lower()  # typed in lower case
     if x < 7:
@@ -431,14 +464,19 @@ OPTIONAL_KEYS: Final = (
 
 
 def generate_customer(
-    client_no: int, seed: int, index: int, genome: bytes, customer_no: str | None = None
+    client_no: int,
+    seed: int,
+    index: int,
+    genome: bytes,
+    customer_no: str | None = None,
+    mix: str = "classic",
 ) -> Customer:
     """The generated customer at `index` (its genome passed in), with every documented field."""
     b, a, kind_byte, x = genome[0], genome[1], genome[2], genome[3]
     kind = KIND_TABLE[kind_byte]
     person = kind <= KIND_PERSON_UNCATEGORIZED
     d = hashlib.shake_128(f"{client_no}:{seed}:{index}".encode()).digest(128)  # = details(...)
-    name = display_name(kind, a, b, x)
+    name = display_name(kind, a, b, x, mix)
     account_no = BASE_ACCOUNT_NO + index
     cno = customer_no if customer_no is not None else str(BASE_CUSTOMER_NO + index)
 

@@ -6,6 +6,8 @@ clients which sort, slice or prefix-filter by name meet them. Nothing here is a 
 
 from __future__ import annotations
 
+from typing import Final
+
 # fmt: off
 
 FIRST_NAMES: tuple[str, ...] = (
@@ -151,5 +153,30 @@ PERSON_REGISTRATION_CODES: tuple[str, ...] = ("RESIDENT", "EMIGRATED", "DECEASED
 COMPANY_REGISTRATION_CODES: tuple[str, ...] = ("ACTIVE", "BANKRUPT", "LIQUIDATION", "DISSOLVED", "FICTITIOUS")
 
 NICKNAMES: tuple[str, ...] = ("Oa", "Kaja", "Pelle", "Lisa", "Nisse", "Bjønn", "Åsa", "Ø", "Tusse", "Mini")
+
+# fmt: on
+# fmt: off
+
+# ---------------------------------------------------------------------------------------------
+# Name mixes (`--name-mix`). "classic": the lists above. "dense": dense name families whose prefixes
+# exceed the 10,000 cap (from about 200,000 customers on) and continue through characters a fixed
+# alphabet of digits, A-Z and ÆØÅ does not have: a letter with a diacritic at the first position
+# ("Über ...") and deeper ("Gómez ...", "Kari Çelik"), an apostrophe ("D'Angelo ..."), a full stop
+# and a space ("Dr. ..."), a hyphen ("Anne-Marie ..."), an ampersand ("Holm & Co ..."), a lower-case
+# particle ("van der ..."). "stuck": names a prefix cannot separate: a sixth of all customers are
+# called exactly "Fjord AS", some have an empty name or one that starts with a space.
+
+NAME_MIXES: tuple[str, ...] = ("classic", "dense", "stuck")
+
+# (first byte below, first name) for persons in the dense mix; the rest get FIRST_NAMES
+DENSE_FIRST: tuple[tuple[int, str], ...] = (
+    (56, "Kari"), (96, "Anne-Marie"), (104, "Anne"), (110, "Anne-Lise"), (146, "D'Angelo"),
+    (182, "Gómez"), (210, "Dr."),
+)
+DENSE_LAST: tuple[str, ...] = (*LAST_NAMES, "Çelik", "Öztürk", "Ünal", "Šimić", "Żak", "Ådnøy", "Østli")
+# (first byte below, company word) for companies in the dense mix; the rest get COMPANY_WORDS
+DENSE_COMPANY: tuple[tuple[int, str], ...] = ((80, "Über"), (130, "Holm & Co"))
+DENSE_PARTICLE: Final = "van der"  # register-style persons: "van der Berg Kari"
+STUCK_NAME: Final = "Fjord AS"
 
 # fmt: on

@@ -14,7 +14,12 @@ result is a snapshot that later changes do not alter.
 
 Filters (all case-insensitive; several filters combine with AND):
   customerno, organizationno, customercategory: exact match;  accountno: integer equality;
-  name: prefix match.
+  name: prefix match (`casefold(name).startswith(casefold(value))`).
+  With the `customerno` switch on `prefix`, customerno is a prefix match too (a range of indexes).
+
+Order of a listing: key order, or with `list_order="name"` by casefolded name (then key), the order
+an API backed by a name index might use: a truncated query's first page then shows only the
+alphabetically first names, not a sample.
 To answer them over a million customers without generating everyone, a client lazily builds
 columns from the genome bytes: a category column (bytes.translate), a name index (every index
 sorted by the rank of its name among all names the word lists can make, so a name prefix is one
@@ -48,11 +53,14 @@ class Filters:
     organization_no: str | None = None
     name: str | None = None
     category: str | None = None
+    customer_no_prefix: bool = False  # customerno: prefix match instead of exact
 
     def matches(self, c: Customer) -> bool:
         """The filter rules, applied to a customer object."""
-        if self.customer_no and str(c.get("customerNo", "")).casefold() != self.customer_no.casefold():
-            return False
+        if self.customer_no:
+            number, wanted = str(c.get("customerNo", "")).casefold(), self.customer_no.casefold()
+            if not (number.startswith(wanted) if self.customer_no_prefix else number == wanted):
+                return False
         if self.account_no is not None and c.get("accountNo") != self.account_no:
             return False
         if (
@@ -75,9 +83,9 @@ class Filters:
 class NameTable:
     """Ranks of all possible (casefolded) base names; a name prefix is a contiguous range of ranks."""
 
-    _instance: NameTable | None = None
+    _instances: dict[str, NameTable] = {}  # noqa: RUF012 - one table per name mix, shared
 
-    def __init__(self) -> None:
+    def __init__(self, mix: str = "classic") -> None:
         cache: dict[tuple[int, int, int], str] = {}
         lens = {
             g.KIND_COMPANY: (len(w.COMPANY_WORDS), len(w.COMPANY_SUFFIXES)),
@@ -89,10 +97,13 @@ class NameTable:
             la, lb = lens.get(kind, person)
             for a in range(256):
                 for b in range(256):
-                    ck = (kind if kind != g.KIND_PERSON_UNCATEGORIZED else g.KIND_PERSON, a % la, b % lb)
+                    if mix == "classic":
+                        ck = (kind if kind != g.KIND_PERSON_UNCATEGORIZED else g.KIND_PERSON, a % la, b % lb)
+                    else:
+                        ck = (kind, a, b)
                     name = cache.get(ck)
                     if name is None:
-                        name = g.base_name(kind, a, b).casefold()
+                        name = g.base_name(kind, a, b, mix).casefold()
                         cache[ck] = name
                     keys.append(name)
         self.names: list[str] = sorted(set(keys))
@@ -100,10 +111,11 @@ class NameTable:
         self.rank_of_key: list[int] = [rank[name] for name in keys]
 
     @classmethod
-    def get(cls) -> NameTable:
-        if cls._instance is None:
-            cls._instance = NameTable()
-        return cls._instance
+    def get(cls, mix: str = "classic") -> NameTable:
+        table = cls._instances.get(mix)
+        if table is None:
+            table = cls._instances[mix] = NameTable(mix)
+        return table
 
     def prefix_ranks(self, prefix: str) -> tuple[int, int]:
         p = prefix.casefold()
@@ -113,8 +125,8 @@ class NameTable:
 class NameIndex:
     """Per client: the rank of every generated customer's name, and indexes sorted by rank."""
 
-    def __init__(self, genome_column: bytes, n: int) -> None:
-        table = NameTable.get()
+    def __init__(self, genome_column: bytes, n: int, mix: str = "classic") -> None:
+        table = NameTable.get(mix)
         buf = bytearray(genome_column)
         buf[2::4] = bytes(genome_column[2::4]).translate(g.KIND_TABLE)
         buf[3::4] = bytes(n)
@@ -152,10 +164,13 @@ CHANGE_KINDS: Final = ("balance", "address", "registration_status", "deleted", "
 class ClientData:
     """One client's customers: `n` generated ones, and the overlay of changes."""
 
-    def __init__(self, client_no: int, n: int, seed: int) -> None:
+    def __init__(self, client_no: int, n: int, seed: int, mix: str = "classic") -> None:
+        if mix not in w.NAME_MIXES:
+            raise ValueError(f"unknown name mix {mix!r}; one of {', '.join(w.NAME_MIXES)}")
         self.client_no = client_no
         self.n = n
         self.seed = seed
+        self.mix = mix
         self.genome = g.Genome(client_no, seed)
         self.overlay: dict[int, Customer | None] = {}
         self.by_no: dict[str, int] = {}  # casefolded customerNo -> key, for customers with key >= n
@@ -167,7 +182,7 @@ class ClientData:
 
     # --- single customers -------------------------------------------------------------------
     def generate(self, index: int) -> Customer:
-        return g.generate_customer(self.client_no, self.seed, index, self.genome.at(index))
+        return g.generate_customer(self.client_no, self.seed, index, self.genome.at(index), mix=self.mix)
 
     def resolve(self, ref: Ref) -> Customer:
         return self.generate(ref) if isinstance(ref, int) else ref
@@ -200,7 +215,7 @@ class ClientData:
 
     def name_index(self) -> NameIndex:
         if self._name_index is None:
-            self._name_index = NameIndex(self.genome.column(self.n), self.n)
+            self._name_index = NameIndex(self.genome.column(self.n), self.n, self.mix)
         return self._name_index
 
     def orgno_column(self) -> array[int]:
@@ -215,8 +230,11 @@ class ClientData:
         return self._orgno_column
 
     # --- queries -----------------------------------------------------------------------------
-    def select(self, f: Filters, limit: int) -> tuple[list[Ref], int]:
-        """The first `limit` matches in key order (as refs), and the number of all matches."""
+    def select(self, f: Filters, limit: int, order: str = "key") -> tuple[list[Ref], int]:
+        """The first `limit` matches in key order, or in name order (as refs), and the number of all
+        matches."""
+        if order == "name":
+            return self._select_by_name(f, limit)
         overlay_matches = sorted(
             ((k, c) for k, c in self.overlay.items() if c is not None and f.matches(c)), key=lambda kc: kc[0]
         )
@@ -238,9 +256,49 @@ class ClientData:
                 oi += 1
         return refs, base_total + on
 
+    def _select_by_name(self, f: Filters, limit: int) -> tuple[list[Ref], int]:
+        """`select` in order of casefolded name, then key: generated customers by name rank (the
+        name index), overlay customers merged in by their own names."""
+        overlay_matches = sorted(
+            (str(c.get("name") or "").casefold(), k, c)
+            for k, c in self.overlay.items()
+            if c is not None and f.matches(c)
+        )
+        _, base_total = self._base_matches(f)
+        index_, names = self.name_index(), NameTable.get(self.mix).names
+        checked = f.customer_no or f.account_no is not None or f.organization_no or f.category is not None
+        wanted = set(self._base_matches(f)[0]) if checked and base_total <= 200_000 else None
+        base: list[tuple[str, int]] = []
+        if limit > 0:
+            r0, r1 = NameTable.get(self.mix).prefix_ranks(f.name) if f.name else (0, len(names))
+            ranks, overlay = index_.ranks, self.overlay
+            for i in index_.slice(r0, r1):
+                if i in overlay or (wanted is not None and i not in wanted):
+                    continue
+                if checked and wanted is None and not f.matches(self.generate(i)):
+                    continue
+                base.append((names[ranks[i]], i))
+                if len(base) >= limit:
+                    break
+        entries: list[tuple[str, int, Ref]] = [(name, i, i) for name, i in base]
+        entries.extend(overlay_matches)
+        merged = sorted(entries, key=lambda t: (t[0], t[1]))
+        refs: list[Ref] = [ref for _, _, ref in merged[:limit]]
+        return refs, base_total + len(overlay_matches)
+
     def _base_matches(self, f: Filters) -> tuple[Iterable[int], int]:
         """Untouched generated customers that match: ascending indexes (lazy), and their number."""
         n, overlay = self.n, self.overlay
+        if f.customer_no and f.customer_no_prefix:
+            first, last = _index_range(f.customer_no, n)
+            if first > last:
+                return [], 0
+            if not (f.name or f.category is not None or f.organization_no or f.account_no is not None):
+                live = (i for i in range(first, last + 1) if i not in overlay)
+                gone = sum(1 for k in overlay if first <= k <= last)
+                return live, last + 1 - first - gone
+            hits = [i for i in range(first, last + 1) if i not in overlay and f.matches(self.generate(i))]
+            return hits, len(hits)
         if f.customer_no or f.account_no is not None:
             if f.customer_no:
                 index = g.index_of_customer_no(f.customer_no)
@@ -272,7 +330,7 @@ class ClientData:
             checks.append(lambda i: cat[i] == code)
         if f.name:
             index_ = self.name_index()
-            r0, r1 = NameTable.get().prefix_ranks(f.name)
+            r0, r1 = NameTable.get(self.mix).prefix_ranks(f.name)
             ranks = index_.ranks
             drivers.append((index_.offsets[r1] - index_.offsets[r0], lambda: sorted(index_.slice(r0, r1))))
             checks.append(lambda i: r0 <= ranks[i] < r1)
@@ -367,7 +425,7 @@ class ClientData:
                 )
         for _ in range(wanted["created"]):
             key, cno = self._new_key(None)
-            customer = g.generate_customer(self.client_no, self.seed, key, self.genome.at(key), cno)
+            customer = g.generate_customer(self.client_no, self.seed, key, self.genome.at(key), cno, self.mix)
             self.store(key, customer)
             changes.append({"customerNo": cno, "kind": "created", "before": None, "after": customer})
         return changes
@@ -445,6 +503,17 @@ def copy_customer(c: Customer) -> Customer:
         else:
             out[k] = v
     return out
+
+
+def _index_range(prefix: str, n: int) -> tuple[int, int]:
+    """Indexes [first, last] of generated customers whose customerNo starts with `prefix` (every
+    generated customerNo has 7 digits: 1000000 + index); first > last when there are none."""
+    width = len(g.customer_no_of(0))
+    if not prefix.isdigit() or not prefix.isascii() or len(prefix) > width:
+        return 0, -1
+    low = int(prefix.ljust(width, "0")) - g.BASE_CUSTOMER_NO
+    high = int(prefix.ljust(width, "9")) - g.BASE_CUSTOMER_NO
+    return max(low, 0), min(high, n - 1)
 
 
 def _positions_in_bytes(data: bytes, needle: bytes) -> Iterator[int]:

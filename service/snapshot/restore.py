@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,14 +46,7 @@ async def restore_partitions(
     """
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(
-        **connection,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
+    consumer = _changelog_consumer(connection)
     await consumer.start()
     applied: dict[int, int] = dict.fromkeys(partitions, 0)
     t0 = time.monotonic()
@@ -62,55 +56,130 @@ async def restore_partitions(
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
         await _wipe_stale(store, topic, tps, starts, ends, connection, new_ownership)
-        pending: dict[TopicPartition, int] = {}
-        for tp in tps:
-            start = store.checkpoint(tp.partition)
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                pending[tp] = ends[tp]
-                RESTORE_LAG.labels(str(tp.partition)).set(ends[tp] - start)
-            else:
-                RESTORE_LAG.labels(str(tp.partition)).set(0)
-        if pending:
-            log.info(
-                "restoring snapshot",
-                topic=topic,
-                partitions={
-                    tp.partition: (store.checkpoint(tp.partition), end) for tp, end in pending.items()
-                },
-            )
-        buffered: dict[TopicPartition, list[tuple[bytes, bytes | None]]] = {tp: [] for tp in pending}
-        next_offset: dict[TopicPartition, int] = {}
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
-            for tp, records in batches.items():
-                if records:
-                    buffered[tp] += [(r.key, r.value) for r in records]
-                    next_offset[tp] = records[-1].offset + 1
-            for tp in list(pending):
-                position = await consumer.position(tp)
-                done = position >= pending[tp]
-                if done or len(buffered[tp]) >= RESTORE_BATCH:
-                    # at the end, control records (transaction markers) may sit past the last data record
-                    store.apply(tp.partition, buffered[tp], position if done else next_offset[tp])
-                    applied[tp.partition] += len(buffered[tp])
-                    RESTORE_RECORDS.labels(str(tp.partition)).inc(len(buffered[tp]))
-                    buffered[tp] = []
-                if done:
-                    RESTORE_LAG.labels(str(tp.partition)).set(0)
-                    del pending[tp]
-                else:
-                    RESTORE_LAG.labels(str(tp.partition)).set(pending[tp] - position)
-                    if on_progress:
-                        on_progress(tp.partition, position, pending[tp])
+        pending = _seek_to_checkpoints(consumer, store, tps, ends)
+        _log_plan(store, topic, pending)
+        await _replay(consumer, store, pending, applied, on_progress)
     finally:
         await consumer.stop()
+    _mark_current(store, partitions)
+    _log_done(applied, t0)
+    return applied
+
+
+@dataclass
+class _Pending:
+    """A partition still being replayed: where it ends and what was fetched but not yet applied."""
+
+    end: int
+    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    next_offset: int = 0  # just past the last fetched record
+
+
+def _changelog_consumer(connection: dict[str, Any]) -> AIOKafkaConsumer:
+    # read_committed: only records of committed transactions belong in the cache
+    return AIOKafkaConsumer(
+        **connection,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+
+
+def _seek_to_checkpoints(
+    consumer: AIOKafkaConsumer,
+    store: SnapshotStore,
+    tps: Sequence[TopicPartition],
+    ends: dict[TopicPartition, int],
+) -> dict[TopicPartition, _Pending]:
+    """Seek every partition behind the log's end to its checkpoint; those are the ones to replay."""
+    pending: dict[TopicPartition, _Pending] = {}
+    for tp in tps:
+        start = store.checkpoint(tp.partition)
+        if start < ends[tp]:
+            consumer.seek(tp, start)
+            pending[tp] = _Pending(ends[tp])
+            RESTORE_LAG.labels(str(tp.partition)).set(ends[tp] - start)
+        else:
+            RESTORE_LAG.labels(str(tp.partition)).set(0)
+    return pending
+
+
+def _log_plan(store: SnapshotStore, topic: str, pending: dict[TopicPartition, _Pending]) -> None:
+    if pending:
+        log.info(
+            "restoring snapshot",
+            topic=topic,
+            partitions={tp.partition: (store.checkpoint(tp.partition), p.end) for tp, p in pending.items()},
+        )
+
+
+async def _replay(
+    consumer: AIOKafkaConsumer,
+    store: SnapshotStore,
+    pending: dict[TopicPartition, _Pending],
+    applied: dict[int, int],
+    on_progress: Callable[[int, int, int], None] | None,
+) -> None:
+    """Fetch and apply until every pending partition has reached its end offset."""
+    while pending:
+        await _fetch(consumer, pending)
+        for tp in list(pending):
+            if await _advance(consumer, store, tp, pending[tp], applied, on_progress):
+                del pending[tp]
+
+
+async def _fetch(consumer: AIOKafkaConsumer, pending: dict[TopicPartition, _Pending]) -> None:
+    batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+    for tp, records in batches.items():
+        if records:
+            pending[tp].records += [(r.key, r.value) for r in records]
+            pending[tp].next_offset = records[-1].offset + 1
+
+
+async def _advance(
+    consumer: AIOKafkaConsumer,
+    store: SnapshotStore,
+    tp: TopicPartition,
+    part: _Pending,
+    applied: dict[int, int],
+    on_progress: Callable[[int, int, int], None] | None,
+) -> bool:
+    """Apply a full batch, or the rest at the end; report the lag. True when the partition is done."""
+    position: int = await consumer.position(tp)
+    done = position >= part.end
+    if done or len(part.records) >= RESTORE_BATCH:
+        # at the end, control records (transaction markers) may sit past the last data record
+        _apply(store, tp.partition, part, position if done else part.next_offset, applied)
+    if done:
+        RESTORE_LAG.labels(str(tp.partition)).set(0)
+    else:
+        RESTORE_LAG.labels(str(tp.partition)).set(part.end - position)
+        if on_progress:
+            on_progress(tp.partition, position, part.end)
+    return done
+
+
+def _apply(
+    store: SnapshotStore, partition: int, part: _Pending, checkpoint: int, applied: dict[int, int]
+) -> None:
+    # the records and their checkpoint in one SQLite transaction: a crash resumes from here
+    store.apply(partition, part.records, checkpoint)
+    applied[partition] += len(part.records)
+    RESTORE_RECORDS.labels(str(partition)).inc(len(part.records))
+    part.records = []
+
+
+def _mark_current(store: SnapshotStore, partitions: Sequence[int]) -> None:
     for p in partitions:
         store.touch_checkpoint(p)  # current with the log's end as of now
+
+
+def _log_done(applied: dict[int, int], t0: float) -> None:
     total = sum(applied.values())
     if total:
         log.info("snapshot restored", records=total, seconds=round(time.monotonic() - t0, 2))
-    return applied
 
 
 async def _wipe_stale(

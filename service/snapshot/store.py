@@ -223,6 +223,15 @@ class SnapshotStore:
         ).fetchone()
         return int(row[0])
 
+    def names(self, client_no: int) -> Iterator[str]:
+        """The names in the client's stored states, read by SQLite itself (no row decoded here)."""
+        rows = self.db.execute(
+            "SELECT json_extract(CAST(value AS TEXT), '$.state.name') FROM customers "
+            "WHERE client_no = ? AND removed = 0",
+            (client_no,),
+        )
+        return (name for (name,) in rows if isinstance(name, str) and name)
+
     def get_meta(self, client_no: int) -> ClientMeta | None:
         row = self.db.execute("SELECT value FROM client_meta WHERE client_no = ?", (client_no,)).fetchone()
         return ClientMeta.from_bytes(row[0]) if row else None

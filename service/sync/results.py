@@ -47,3 +47,15 @@ class RunResult(BaseModel):
     durationSeconds: float
     error: str | None = None
     retries: dict[str, Any] = Field(default_factory=dict)
+    apiRequests: int = Field(
+        0, description="HTTP requests the read sent (retries and slicing probes included)"
+    )
+    requestsPer1000: float | None = Field(None, description="apiRequests per 1,000 customers read")
+    unreachable: int | None = Field(
+        None, description="customers the API counts that the read could not reach (null: totals capped)"
+    )
+    sliceGapCount: int = Field(0, description="gaps the slicing detected")
+    sliceGaps: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="a sample of the slicing's gaps (kind, slice, missing), a few kB at most",
+    )

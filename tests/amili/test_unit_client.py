@@ -474,14 +474,33 @@ async def test_truncated_query_is_sliced_by_name(true_total: bool) -> None:
             assert len(matched) < cap
 
 
-async def test_names_outside_alphabet_make_true_mode_incomplete() -> None:
+async def test_names_outside_alphabet_are_learned_from_the_truncated_page() -> None:
     rows = make_customers(120, names=["Émile", "Ola", "Kari"])
     fake = FakeArm({CLIENT: rows})
     async with AmiliClient(unit_settings(maximum_count=50), transport=fake.transport()) as amili:
+        report, pages, numbers = await read_all(amili)
+    assert sorted(numbers) == sorted(r["customerNo"] for r in rows)
+    assert report.coverage == "proven" and report.complete and report.unreachable == 0
+    assert {p.slice_filters["name"] for p in pages} == {"é", "o", "k"}
+    assert report.probe_queries == 0 and report.gap_count == 0
+
+
+async def test_names_equal_to_a_prefix_are_an_exact_shortfall() -> None:
+    # 60 customers named exactly "Ola" and 40 "Olav ...": the slice "ola" is truncated (cap 50); its
+    # children cannot match a name equal to "ola", and customerno is an exact match here
+    rows = make_customers(100)
+    for i, row in enumerate(rows):
+        row["name"] = "Ola" if i < 60 else f"Olav {i}"
+    fake = FakeArm({CLIENT: rows})
+    async with AmiliClient(
+        unit_settings(maximum_count=50, slice_customerno="off"), transport=fake.transport()
+    ) as amili:
         report, _, numbers = await read_all(amili)
-    assert len(numbers) == 80  # the 40 names starting with É are unreachable by these prefixes
-    assert report.coverage == "incomplete" and not report.complete
-    assert any("totalCount says 120, its slices hold 80" in note for note in report.coverage_notes)
+    assert sorted(numbers) == sorted(r["customerNo"] for r in rows[60:])
+    assert report.coverage == "incomplete" and report.unreachable == 60
+    assert report.gaps and report.gaps[0]["kind"] == "shortfall" and report.gaps[0]["missing"] == 60
+    assert report.gaps[0]["slice"] == {"name": "ola"} and report.gaps[0]["exact"]
+    assert report.probe_queries > 0  # it tried the probes before it gave up
 
 
 async def test_unsplittable_slice_is_read_capped_and_incomplete() -> None:
@@ -630,3 +649,39 @@ async def test_no_secret_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> 
     assert "amili.retry" in text and "stamina.retry_scheduled" not in text  # logged once, by us
     assert CLIENT_SECRET not in text
     assert "tok-" not in text.replace("Bearer ***", "")
+
+
+async def test_cancelled_consumer_leaves_no_fetch_task_running() -> None:
+    fake = FakeArm({CLIENT: make_customers(400)})
+    async with AmiliClient(
+        unit_settings(concurrency=3, maximum_count=1000), transport=fake.transport()
+    ) as amili:
+        got_page = asyncio.Event()
+
+        async def consume() -> None:
+            read = amili.read(CLIENT)
+            try:
+                async for _page in read:
+                    got_page.set()
+                    await asyncio.sleep(3600)  # the consumer holds a page when it is cancelled
+            finally:
+                await read.aclose()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(got_page.wait(), 10)
+        assert any(t.get_name().startswith("amili-read-") for t in asyncio.all_tasks())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]
+
+
+async def test_read_as_context_manager_stops_its_tasks() -> None:
+    fake = FakeArm({CLIENT: make_customers(300)})
+    async with AmiliClient(
+        unit_settings(concurrency=2, maximum_count=1000), transport=fake.transport()
+    ) as amili:
+        async with amili.read(CLIENT) as read:
+            async for _page in read:
+                break
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]

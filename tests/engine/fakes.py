@@ -66,8 +66,16 @@ class FakeSource:
     gate: asyncio.Event | None = None
     gets: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
+    known_names: list[list[str]] = field(default_factory=list)  # what each read was taught
 
-    def read(self, client_no: int, filters: Mapping[str, str] | None = None) -> FakeStream:
+    def read(
+        self,
+        client_no: int,
+        filters: Mapping[str, str] | None = None,
+        *,
+        known_names: Iterable[str | None] = (),
+    ) -> FakeStream:
+        self.known_names.append(sorted(n for n in known_names if n))
         report = ReadReport(client_no=client_no, filters=dict(filters or {}), slices=1)
         report.coverage = self.coverage  # type: ignore[assignment]
         report.complete = self.coverage != "incomplete"
@@ -125,6 +133,13 @@ class FakeCache:
 
     def count(self, client_no: int) -> int:
         return sum(1 for (c, _), raw in self.values.items() if c == client_no and not is_removed(raw))
+
+    def names(self, client_no: int) -> Iterator[str]:
+        for (c, _), raw in self.values.items():
+            if c == client_no and not is_removed(raw):
+                name = decode_state(raw).state.get("name")
+                if name:
+                    yield name
 
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None

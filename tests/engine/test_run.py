@@ -275,3 +275,14 @@ async def test_a_failed_result_carries_a_bounded_error_text() -> None:
     assert result.status is RunStatus.FAILED
     assert result.error is not None and len(result.error) == MAX_ERROR_CHARS
     assert len(result.model_dump_json()) < 4_000
+
+
+async def test_a_steady_run_teaches_the_slicing_the_names_in_the_snapshot() -> None:
+    h = Harness()
+    h.source.pages = pages(customer(1, name="Kari Nordmann"), customer(2, name="Über Transport"))  # type: ignore[arg-type]
+    await h.run()
+    await h.run()
+    assert h.source.known_names == [[], ["Kari Nordmann", "Über Transport"]]  # none on the baseline
+    h.settings.sync.learn_names_from_snapshot = False
+    await h.run()
+    assert h.source.known_names[-1] == []
