@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import platform
 import subprocess
@@ -39,55 +38,18 @@ kafka_local = _kafka_local()
 KAFKA_LIBS: Path = kafka_local.LIBS
 
 
+def shown_path(path: Path) -> str:
+    """A path as results record it: relative to the repository, or (outside it, e.g. the temporary
+    work folder) its name only, so committed results name no machine's folders."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.name
+
+
 def kafka_version() -> str:
     jars = sorted(KAFKA_LIBS.glob("kafka-clients-*.jar"))
     return jars[0].stem.removeprefix("kafka-clients-") if jars else "?"
-
-
-# --- the broker --------------------------------------------------------------------------------
-
-
-@dataclass
-class Broker:
-    """A local broker in `data_dir`, started and stopped with scripts/kafka-local."""
-
-    data_dir: Path
-    heap: str = "768m"
-    bootstrap: str = ""
-    restarts: int = 0
-
-    def start(self) -> str:
-        out = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "kafka_local.py"), "start", "--data-dir", str(self.data_dir),
-             "--heap", self.heap],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise RuntimeError(f"kafka-local start failed:\n{out.stderr[-3000:]}")
-        env = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
-        self.bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
-        return self.bootstrap
-
-    def stop(self) -> None:
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "kafka_local.py"), "stop", "--data-dir", str(self.data_dir)],
-            capture_output=True, check=False,
-        )  # fmt: skip
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return dict(json.loads((self.data_dir / "state.json").read_text()))
-
-    @property
-    def pid(self) -> int:
-        return int(self.state["pid"])
-
-    @property
-    def port(self) -> int:
-        return int(self.state["port"])
-
-    def ready(self) -> bool:
-        return bool(kafka_local.metadata_ok("127.0.0.1", self.port))
 
 
 # --- the machine -------------------------------------------------------------------------------

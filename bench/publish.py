@@ -30,11 +30,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.infra import KAFKA_LIBS, say
+from bench.infra import KAFKA_LIBS, say, shown_path
 from service.config import TopicSettings
 from service.kafka.publisher import OutRecord, PartitionPublisher
 from service.kafka.topics import ensure_topics
-from tests.faults.check import partition_count
+from service.sync.kinds import default_groups
+from testkit.kafka import partition_count
 
 
 @dataclass
@@ -103,7 +104,7 @@ async def publisher_rate(bootstrap: str, txns: list[Txn]) -> dict[str, Any]:
     prefix = f"benchpub{uuid.uuid4().hex[:8]}"
     topics = TopicSettings(prefix=prefix)
     connection = {"bootstrap_servers": bootstrap}
-    await ensure_topics(topics, connection)
+    await ensure_topics(topics, connection, groups=default_groups())
     remap = {"lifecycle": topics.lifecycle_topic, "snapshot": topics.snapshot_topic}
     prepared = [
         [
@@ -169,7 +170,7 @@ def producer_performance(
         "mb_per_s": float(mb),
         "duration_ms": duration_ms,
         "wall_s": round(wall, 2),
-        "command": " ".join(cmd),
+        "command": " ".join(cmd).replace(str(KAFKA_LIBS), shown_path(KAFKA_LIBS)),
     }
 
 

@@ -1,4 +1,4 @@
-"""The benchmark: every figure of issue 9 measured in one run, on one machine, against one sandbox
+"""The benchmark: every figure measured in one run, on one machine, against one sandbox
 and one broker, each printed with its target and PASS/FAIL. Entry point: `scripts/bench`.
 
     scripts/bench                 # 100,000 and 1,000,000 customers (about 11 min on 2 cores)
@@ -40,23 +40,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.infra import ROOT, Broker, machine, say, verdict
+from bench.infra import ROOT, machine, say, verdict
+from testkit.broker import LocalBroker
+from testkit.oracle import expected_counts
 
 RESULTS = ROOT / "bench" / "results"
-KIND_TO_COUNT = {
-    "balance": "balance",
-    "address": "address",
-    "registration_status": "registration_status",
-    "created": "created",
-    "deleted": "removed",
-}
-
 # True totals: the slicing planner proves coverage by sums (probing where a shortfall remains), and the
 # run result reports its cost (slices, probe queries, API requests per 1,000 customers). The `dense`
 # name mix has families far beyond the cap that continue through non-ASCII letters, spaces,
@@ -169,7 +162,7 @@ def cached_customers(state_dir: Path, client_no: int, customer_nos: list[str]) -
 async def restore_on_start(ctx: Context, env: dict[str, str], n: int) -> dict[str, Any]:
     """A worker with an empty state dir: seconds until ready (every owned partition restored), peak RSS."""
     from bench.infra import vm_hwm_mb
-    from tests.e2e.harness import WorkerProcess, free_port
+    from testkit.worker import WorkerProcess, free_port
 
     fresh = {**env, "AMILI_SYNC_STATE_DIR": str(ctx.workdir / f"state-{n}-fresh"),
              "AMILI_SYNC_HEALTH_PORT": str(free_port())}  # fmt: skip
@@ -188,7 +181,8 @@ async def restore_on_start(ctx: Context, env: dict[str, str], n: int) -> dict[st
 async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     from bench.worker_run import measured_run
     from service.worker.oneshot import client_partition
-    from tests.e2e.harness import WorkerProcess, free_port, sandbox_changes, worker_env
+    from testkit.sandbox import sandbox_changes
+    from testkit.worker import WorkerProcess, free_port, worker_env
 
     say(f"\n== {n:,} customers (client {client_no}) ==")
     prefix = f"bench{uuid.uuid4().hex[:8]}.amili.customers"
@@ -216,7 +210,7 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     changes = await sandbox_changes(ctx.sandbox, clientNo=client_no, **change_spec(n, seed=n % 9973))
     known = cached_customers(state, client_no, [c["customerNo"] for c in changes if c["kind"] != "created"])
     seen_changes = [c for c in changes if c["kind"] == "created" or c["customerNo"] in known]
-    expected = Counter(KIND_TO_COUNT[c["kind"]] for c in seen_changes)
+    expected = expected_counts(seen_changes)
     out["changes_of_unreachable_customers"] = len(changes) - len(seen_changes)
     floors.append(await floor(ctx, client_no))  # the sandbox serves changed data a little slower
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-steady.log")
@@ -344,7 +338,7 @@ async def main_async(args: argparse.Namespace) -> int:
     info = machine()
     say(f"machine: {info}")
     workdir = Path(tempfile.mkdtemp(prefix="amili-bench-"))
-    broker = Broker(workdir / "kafka") if not args.bootstrap else None
+    broker = LocalBroker(workdir / "kafka", heap="768m") if not args.bootstrap else None
     report: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(),
         "machine": info,

@@ -22,8 +22,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.infra import ROOT, RssSampler, cpu_seconds, vm_hwm_mb
-from tests.e2e.harness import WorkerProcess, send_request
+from bench.infra import ROOT, RssSampler, cpu_seconds, shown_path, vm_hwm_mb
+from testkit.kafka import send_request
+from testkit.worker import WorkerProcess
 
 
 class ResultWaiter:
@@ -97,7 +98,7 @@ class RunFigures:
             "customers_per_s": round(self.customers_per_s),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "worker_cpu_s": round(self.worker_cpu_s, 2),
-            "profile": str(self.profile) if self.profile else None,
+            "profile": shown_path(self.profile) if self.profile else None,
         }
 
 

@@ -14,14 +14,7 @@ from service.config import load_settings
 
 async def main() -> int:
     settings = load_settings()
-    t = settings.topics
-    topics = [
-        t.name(t.balance_changed),
-        t.name(t.address_changed),
-        t.name(t.registration_status_changed),
-        t.lifecycle_topic,
-        t.results_topic,
-    ]
+    topics = [*settings.topics.event_topics(settings.sync.groups), settings.topics.results_topic]
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -40,7 +33,7 @@ async def main() -> int:
                 for r in records:
                     headers = dict(r.headers)
                     data = orjson.loads(r.value)
-                    if r.topic == t.results_topic:
+                    if r.topic == settings.topics.results_topic:
                         results.append(data)
                     elif headers.get("ce_type") != b"amili.customer.baseline.v1":
                         events.append((headers["ce_type"].decode(), data))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.sync import kinds
 
 ENV_PREFIX = "AMILI_SYNC_"
 NESTED_DELIMITER = "__"
@@ -109,12 +112,13 @@ class TopicSettings(_Group):
     fetch_requests: str = Field("fetch-requests", description="Request topic (after the prefix)")
     dlq: str = Field("fetch-requests.dlq", description="Dead-letter topic for bad requests")
     snapshot: str = Field("snapshot", description="Compacted snapshot changelog topic")
-    balance_changed: str = Field("balance-changed", description="Balance change events")
-    address_changed: str = Field("address-changed", description="Postal address change events")
+    # the event topics' defaults come from the event-kind registry (service/sync/kinds.py)
+    balance_changed: str = Field(kinds.BALANCE.default_topic, description="Balance change events")
+    address_changed: str = Field(kinds.ADDRESS.default_topic, description="Postal address change events")
     registration_status_changed: str = Field(
-        "registration-status-changed", description="Registration status change events"
+        kinds.REGISTRATION_STATUS.default_topic, description="Registration status change events"
     )
-    lifecycle: str = Field("lifecycle", description="created / removed / baseline events")
+    lifecycle: str = Field(kinds.LIFECYCLE, description="created / removed / baseline events")
     sync_results: str = Field("sync-results", description="One run result per request")
     manage: TopicManagement = Field(
         TopicManagement.CREATE,
@@ -145,24 +149,26 @@ class TopicSettings(_Group):
     def lifecycle_topic(self) -> str:
         return self.name(self.lifecycle)
 
-    def event_topic(self, group: str) -> str:
-        """Full topic of a tracked group's events (`balance`, `address`, `registration_status`)."""
-        suffix = {
-            "balance": self.balance_changed,
-            "address": self.address_changed,
-            "registration_status": self.registration_status_changed,
-        }.get(group, group)
-        return self.name(suffix)
+    def kind_topic(self, kind: kinds.EventKind) -> str:
+        """Full topic of an event kind: its topic setting, or the name derived for a custom group."""
+        suffix = getattr(self, kind.topic_setting) if kind.topic_setting else kind.default_topic
+        return self.name(str(suffix))
 
-    def all_topics(self) -> list[str]:
+    def event_topic(self, group: str) -> str:
+        """Full topic of a tracked group's events (`balance`, a custom group ...) or of `lifecycle`."""
+        return self.kind_topic(kinds.topic_kind(group))
+
+    def event_topics(self, groups: Iterable[str]) -> list[str]:
+        """The topics of these tracked groups' events and the lifecycle topic, in order."""
+        return list(dict.fromkeys(self.event_topic(g) for g in kinds.topic_groups(groups)))
+
+    def all_topics(self, groups: Iterable[str]) -> list[str]:
+        """Every topic of a worker tracking these groups (`settings.sync.groups`)."""
         return [
             self.requests_topic,
             self.dlq_topic,
             self.snapshot_topic,
-            self.name(self.balance_changed),
-            self.name(self.address_changed),
-            self.name(self.registration_status_changed),
-            self.lifecycle_topic,
+            *self.event_topics(groups),
             self.results_topic,
         ]
 
@@ -269,12 +275,7 @@ class SyncSettings(_Group):
         False, description="Put ssn and dateOfBirth into events (off: never in events or logs)"
     )
     groups: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "balance": ["balanceTotal"],
-            "address": ["postalAddress"],
-            "registration_status": ["registrationStatusCode", "registrationStatusDate"],
-        },
-        description="Tracked groups: group -> customer fields (JSON)",
+        default_factory=kinds.default_groups, description="Tracked groups: group -> customer fields (JSON)"
     )
     max_request_bytes: int = Field(65_536, gt=0, description="Larger request messages go to the DLQ")
     progress_interval: float = Field(5.0, gt=0, description="Seconds between progress log lines of a run")
@@ -294,6 +295,13 @@ class SyncSettings(_Group):
     retry_backoff_max: float = Field(
         60.0, gt=0, description="Most seconds between retries (requests, restores, producer starts)"
     )
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_are_event_kinds(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, fields in groups.items():
+            kinds.check_group(name, fields)
+        return groups
 
 
 class LogFormat(StrEnum):

@@ -10,8 +10,6 @@ A missing JDK or Maven is a failure with a message, never a skip.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit.broker import BrokerError, LocalBroker
+
 ROOT = Path(__file__).resolve().parent.parent
+
 SCRAM_USER, SCRAM_PASSWORD = "amili-test", "scram-test-password"
 
 
@@ -59,32 +60,16 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         _broker_description.append(f"broker at {broker.bootstrap_servers} (from KAFKA_BOOTSTRAP_SERVERS)")
         yield broker
         return
-    data_dir = tmp_path_factory.mktemp("kafka")
-    script = [sys.executable, str(ROOT / "scripts" / "kafka_local.py")]
-    out = subprocess.run(
-        [*script, "start", "--data-dir", str(data_dir), "--scram", f"{SCRAM_USER}:{SCRAM_PASSWORD}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        pytest.fail(
-            f"could not start the local Kafka broker (JDK 17+ and Maven needed):\n{out.stderr}", pytrace=False
-        )
-    env = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
-    _broker_description.append(
-        f"local broker process at {env['KAFKA_BOOTSTRAP_SERVERS']} (started by the tests)"
-    )
+    local = LocalBroker(tmp_path_factory.mktemp("kafka"), scram=f"{SCRAM_USER}:{SCRAM_PASSWORD}")
     try:
-        yield KafkaBroker(
-            env["KAFKA_BOOTSTRAP_SERVERS"],
-            env.get("KAFKA_SASL_BOOTSTRAP_SERVERS"),
-            SCRAM_USER,
-            SCRAM_PASSWORD,
-            "local",
-        )
+        local.start()
+    except BrokerError as exc:
+        pytest.fail(f"could not start the local Kafka broker:\n{exc}", pytrace=False)
+    _broker_description.append(f"local broker process at {local.bootstrap} (started by the tests)")
+    try:
+        yield KafkaBroker(local.bootstrap, local.sasl_bootstrap, SCRAM_USER, SCRAM_PASSWORD, "local")
     finally:
-        subprocess.run([*script, "stop", "--data-dir", str(data_dir)], check=False)
+        local.stop()
 
 
 @pytest.fixture

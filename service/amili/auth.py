@@ -1,8 +1,8 @@
 """Bearer tokens: a static token, or OAuth2 client credentials with a cached, shared refresh.
 
 Client credentials: `POST token_url` form-encoded `grant_type=client_credentials`, `client_id`,
-`client_secret` and, when configured, `scope`, `resource`, `audience` (the Identiverse flow of
-`amili-arm-api.md` §2). The answer's lifetime is the earliest of: `expires_in` (seconds; a number or
+`client_secret` and, when configured, `scope`, `resource`, `audience` (the identity-service flow
+assumed in `docs/amili-api.md`). The answer's lifetime is the earliest of: `expires_in` (seconds; a number or
 a numeric string such as `"3599"`), `expires_on` (unix time, number or numeric string, or an ISO
 8601 time) and the `exp` claim of a JWT access token (both whole seconds, so they can end a token up
 to a second before `expires_in` says); else 300 s. The token is reused until shortly before it

@@ -1,7 +1,7 @@
 """Customer models (pydantic) and the read report.
 
 Parsing is tolerant, because the docs do not say whether empty fields are left out, sent as `null`
-or as `""` (`amili-arm-api.md` §5):
+or as `""` (`docs/amili-api.md`):
 
 - every field but `customerNo` is optional and defaults to None;
 - unknown fields are kept (`extra="allow"`): they are in `model_extra` and in `model_dump()`;

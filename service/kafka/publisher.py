@@ -2,7 +2,7 @@
 
 `transactional.id` = `{client_id}-{request topic}-{partition}`: whoever owns the partition next
 uses the same id, so its `start()` fences a zombie and aborts the zombie's open transaction
-(aiokafka has no KIP-447 group fencing; `faststream-eos.md`).
+(aiokafka has no KIP-447 group fencing; `docs/architecture.md`, the exactly-once recipe).
 
 Records are appended to one aiokafka batch per topic-partition (`create_batch`/`send_batch`)
 instead of one `send()` per record: a run publishes two records per customer (a change event and a

@@ -14,20 +14,14 @@ from service.kafka.connection import connection_kwargs
 
 
 def event_topics(settings: Settings) -> list[str]:
-    t = settings.topics
-    return [
-        t.name(t.balance_changed),
-        t.name(t.address_changed),
-        t.name(t.registration_status_changed),
-        t.lifecycle_topic,
-        t.results_topic,
-    ]
+    """Every tracked group's topic, the lifecycle topic and the results topic."""
+    return [*settings.topics.event_topics(settings.sync.groups), settings.topics.results_topic]
 
 
 def resolve_topics(settings: Settings, names: list[str]) -> list[str]:
     if not names:
         return event_topics(settings)
-    known = set(settings.topics.all_topics())
+    known = set(settings.topics.all_topics(settings.sync.groups))
     return [
         settings.topics.name(n) if n not in known and settings.topics.name(n) in known else n for n in names
     ]

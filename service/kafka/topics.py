@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,14 +31,17 @@ class TopicLayoutError(Exception):
     The message is one line naming the topic and the problem."""
 
 
-async def ensure_topics(topics: TopicSettings, connection: dict[str, Any]) -> dict[str, int]:
-    """Create (or, with `manage=verify`, only check) the topics; return the request and snapshot
+async def ensure_topics(
+    topics: TopicSettings, connection: dict[str, Any], *, groups: Iterable[str]
+) -> dict[str, int]:
+    """Create (or, with `manage=verify`, only check) the topics, the event topics of every tracked
+    group (`settings.sync.groups`, custom ones too) included; return the request and snapshot
     topics' partition counts; raise `TopicLayoutError` when the layout is wrong."""
     admin = AIOKafkaAdminClient(**connection)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics.all_topics() if t not in existing]
+        missing = [t for t in topics.all_topics(groups) if t not in existing]
         if missing and topics.manage is TopicManagement.VERIFY:
             raise TopicLayoutError(
                 f"topic {', '.join(missing)} does not exist: with AMILI_SYNC_TOPICS__MANAGE=verify the "

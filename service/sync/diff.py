@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.sync.kinds import BASELINE, CREATED, REMOVED
 from service.sync.state import TrackingRules, changed_paths, group_values
-
-CREATED, REMOVED, BASELINE = "created", "removed", "baseline"
-LIFECYCLE_KINDS = (CREATED, REMOVED, BASELINE)
 
 
 @dataclass(frozen=True)

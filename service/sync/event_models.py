@@ -1,6 +1,7 @@
 """The event contract as pydantic models: the source of the JSON Schema files (`schemas/events/`)
-and of the AsyncAPI document. Events are built as plain dicts on the hot path (`events.py`); the
-tests validate every produced event against these schemas."""
+and of the AsyncAPI document (`kinds.py` maps each event type to its model). Events are built as
+plain dicts on the hot path (`events.py`); the tests validate every produced event against these
+schemas."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class CustomerState(BaseModel):
     registrationStatusDate: str | None = None
 
 
-class _EventBase(_Strict):
+class EventBase(_Strict):
+    """The fields every change event's data carries."""
+
     clientNo: int
     customerNo: str
     accountNo: int | None
@@ -60,7 +63,7 @@ class _EventBase(_Strict):
     changedFields: list[str]
 
 
-class BalanceChanged(_EventBase):
+class BalanceChanged(EventBase):
     """`amili.customer.balance_changed.v1` on `…balance-changed`."""
 
     before: BalanceState
@@ -69,53 +72,36 @@ class BalanceChanged(_EventBase):
     currency: str | None
 
 
-class AddressChanged(_EventBase):
+class AddressChanged(EventBase):
     """`amili.customer.address_changed.v1` on `…address-changed`."""
 
     before: AddressState
     after: AddressState
 
 
-class RegistrationStatusChanged(_EventBase):
+class RegistrationStatusChanged(EventBase):
     """`amili.customer.registration_status_changed.v1` on `…registration-status-changed`."""
 
     before: RegistrationStatusState
     after: RegistrationStatusState
 
 
-class CustomerCreated(_EventBase):
+class CustomerCreated(EventBase):
     """`amili.customer.created.v1` on `…lifecycle`."""
 
     before: None
     after: CustomerState
 
 
-class CustomerRemoved(_EventBase):
+class CustomerRemoved(EventBase):
     """`amili.customer.removed.v1` on `…lifecycle`: confirmed gone (GET one answered 404)."""
 
     before: CustomerState
     after: None
 
 
-class CustomerBaseline(_EventBase):
+class CustomerBaseline(EventBase):
     """`amili.customer.baseline.v1` on `…lifecycle`: the first run for a client, one per customer."""
 
     before: None
     after: CustomerState
-
-
-EVENT_MODELS: dict[str, type[BaseModel]] = {
-    "amili.customer.balance_changed.v1": BalanceChanged,
-    "amili.customer.address_changed.v1": AddressChanged,
-    "amili.customer.registration_status_changed.v1": RegistrationStatusChanged,
-    "amili.customer.created.v1": CustomerCreated,
-    "amili.customer.removed.v1": CustomerRemoved,
-    "amili.customer.baseline.v1": CustomerBaseline,
-}
-
-
-def json_schema(event_type: str) -> dict[str, object]:
-    schema = EVENT_MODELS[event_type].model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"{event_type}.json"
-    return schema

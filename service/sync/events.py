@@ -17,21 +17,20 @@ from uuid import UUID
 
 import orjson
 
-from service.sync.diff import BASELINE, CREATED, REMOVED, Change
+from service.sync.diff import Change
+from service.sync.kinds import kind
 
-LIFECYCLE = "lifecycle"
 SPECVERSION = "1.0"
 
 
-def event_type(kind: str) -> str:
-    """`amili.customer.balance_changed.v1`, `amili.customer.created.v1`, ..."""
-    name = kind if kind in (CREATED, REMOVED, BASELINE) else f"{kind}_changed"
-    return f"amili.customer.{name}.v1"
+def event_type(kind_name: str) -> str:
+    """`amili.customer.balance_changed.v1`, `amili.customer.created.v1`, ... (from the registry)."""
+    return kind(kind_name).ce_type
 
 
-def topic_kind(kind: str) -> str:
+def topic_kind(kind_name: str) -> str:
     """The group whose topic carries the event: the group itself, or `lifecycle`."""
-    return LIFECYCLE if kind in (CREATED, REMOVED, BASELINE) else kind
+    return kind(kind_name).topic_group
 
 
 @dataclass(frozen=True)
@@ -113,21 +112,10 @@ def event_data(change: Change, ctx: EventContext) -> dict[str, Any]:
         "after": change.after,
         "changedFields": change.changed_fields,
     }
-    if change.kind == "balance":
-        before = (change.before or {}).get("balanceTotal")
-        after = (change.after or {}).get("balanceTotal")
-        data["delta"] = _delta(before, after)
-        data["currency"] = context.get("currency")
+    entry = kind(change.kind)
+    if entry.extras is not None:  # the kind's own fields (balance: delta, currency)
+        data.update(entry.extras(change.before, change.after, context))
     return data
-
-
-def _delta(before: Any, after: Any) -> float | int | None:
-    if not isinstance(after, int | float) and not isinstance(before, int | float):
-        return None
-    b = before if isinstance(before, int | float) else 0
-    a = after if isinstance(after, int | float) else 0
-    delta = a - b
-    return round(delta, 6) if isinstance(delta, float) else delta
 
 
 def build_event(change: Change, ctx: EventContext) -> OutEvent:

@@ -10,15 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.sync.kinds import default_groups
+
 PERSONAL_FIELDS = ("ssn", "dateOfBirth")
 # Carried in every state for context (event data, keys); a change of these alone is not an event.
 CONTEXT_FIELDS = ("accountNo", "currency", "name")
 
-DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {
-    "balance": ("balanceTotal",),
-    "address": ("postalAddress",),
-    "registration_status": ("registrationStatusCode", "registrationStatusDate"),
-}
+# the built-in groups of the event-kind registry (`kinds.py`)
+DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {g: tuple(f) for g, f in default_groups().items()}
 
 
 @dataclass(frozen=True)

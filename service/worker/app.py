@@ -485,7 +485,7 @@ async def run_worker(settings: Settings) -> int:
     """`amili-sync run`: until SIGTERM/SIGINT."""
     try:
         await check_connection(settings.kafka)
-        await ensure_topics(settings.topics, connection_kwargs(settings.kafka))
+        await ensure_topics(settings.topics, connection_kwargs(settings.kafka), groups=settings.sync.groups)
     except (KafkaConnectionError, TopicLayoutError) as exc:
         log.error("cannot start", error=str(exc))
         return 1

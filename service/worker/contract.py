@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from service.config import Settings
 from service.sync import event_models as em
+from service.sync import kinds
 from service.sync.requests import FetchRequest
 from service.sync.results import RunResult
 
@@ -44,27 +45,13 @@ class SnapshotRecord(BaseModel):
 
 
 def publications(settings: Settings) -> list[tuple[str, type[BaseModel], str]]:
-    """(topic, payload model, description) of everything the worker publishes."""
+    """(topic, payload model, description) of everything the worker publishes: one entry per event
+    kind of the registry (the configured groups, custom ones too, then the lifecycle kinds), the run
+    results, the snapshot changelog and the dead letters."""
     t = settings.topics
+    events = [(t.kind_topic(k), k.model, k.description) for k in kinds.all_kinds(settings.sync.groups)]
     return [
-        (
-            t.name(t.balance_changed),
-            em.BalanceChanged,
-            "Balance changed (CloudEvents binary mode, ce_* headers).",
-        ),
-        (t.name(t.address_changed), em.AddressChanged, "Postal address changed (CloudEvents binary mode)."),
-        (
-            t.name(t.registration_status_changed),
-            em.RegistrationStatusChanged,
-            "Registration status changed (CloudEvents binary mode).",
-        ),
-        (t.lifecycle_topic, em.CustomerCreated, "Customer created (ce_type amili.customer.created.v1)."),
-        (t.lifecycle_topic, em.CustomerRemoved, "Customer removed (ce_type amili.customer.removed.v1)."),
-        (
-            t.lifecycle_topic,
-            em.CustomerBaseline,
-            "Baseline of a client's first run (amili.customer.baseline.v1).",
-        ),
+        *events,
         (t.results_topic, RunResult, "One run result per request, keyed by clientNo."),
         (t.snapshot_topic, SnapshotRecord, "Compacted snapshot changelog, co-partitioned with the requests."),
         (

@@ -48,7 +48,9 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
     console = Console(stderr=True)
     try:
         await check_connection(settings.kafka)
-        counts = await ensure_topics(settings.topics, connection_kwargs(settings.kafka))
+        counts = await ensure_topics(
+            settings.topics, connection_kwargs(settings.kafka), groups=settings.sync.groups
+        )
     except (KafkaConnectionError, TopicLayoutError) as exc:
         console.print(f"[red]cannot start:[/red] {exc}")
         return 1

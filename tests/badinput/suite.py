@@ -35,10 +35,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from service.sandbox.faults import POISON_VARIANTS
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.kafka import TopicReader, request_payload
+from testkit.sandbox import clear_faults, set_faults
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.badinput import cases
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import TopicReader, WorkerProcess, free_port, request_payload, worker_env
-from tests.faults.test_fault_suite import clear_faults, set_faults
 
 QUICK = os.environ.get("AMILI_BADINPUT_QUICK") == "1"
 RESULTS = Path(os.environ.get("AMILI_BADINPUT_RESULTS", "/dev/null"))

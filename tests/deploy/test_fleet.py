@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from service.config import TopicSettings
+from service.sync.kinds import default_groups
 from tests.deploy.conftest import CHART, CI_VALUES, Helm, by_kind, one, workload
 
 DEFAULTS = CI_VALUES / "defaults-values.yaml"
@@ -264,7 +265,7 @@ def test_kafka_topics_rendered_for_every_topic_of_the_worker(helm: Helm) -> None
     docs = helm.scenario("all-on")  # kafkaTopics.enabled, cluster main, namespace kafka
     topics = by_kind(docs, "KafkaTopic")
     settings = TopicSettings()  # the all-on values keep the default prefix and names
-    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(settings.all_topics())
+    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(settings.all_topics(default_groups()))
     env = configmap_env(docs)
     for t in topics:
         assert t["metadata"]["labels"]["strimzi.io/cluster"] == "main"
@@ -291,7 +292,9 @@ def test_kafka_topics_follow_the_topic_settings(helm: Helm) -> None:
         "config.topics.partitions=12",
     ]
     topics = by_kind(helm.template(DEFAULTS, sets=sets).docs, "KafkaTopic")
-    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(TopicSettings(prefix="").all_topics())
+    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(
+        TopicSettings(prefix="").all_topics(default_groups())
+    )
     assert {t["spec"]["partitions"] for t in topics} == {12}
     assert {t["metadata"]["namespace"] for t in topics} == {"ns"}, "the release's namespace by default"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import WorkerProcess, free_port, worker_env
 
 # client number -> customers; each test uses its own clients so tests never see each other's data
-CLIENTS = {2218: 25_000, 3000: 500, 3100: 400, 3200: 300, 3300: 200, 4000: 3_000, 4100: 300}
+CLIENTS = {2218: 25_000, 3000: 500, 3100: 400, 3200: 300, 3300: 200, 4000: 3_000, 4100: 300, 4300: 200}
 
 
 @pytest.fixture(scope="session")

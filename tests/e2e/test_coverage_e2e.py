@@ -19,17 +19,11 @@ import httpx
 import pytest
 
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.kafka import TopicReader, send_request
+from testkit.oracle import KIND_TO_TYPE
+from testkit.sandbox import sandbox_changes, sandbox_customers
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import (
-    KIND_TO_TYPE,
-    TopicReader,
-    WorkerProcess,
-    free_port,
-    sandbox_changes,
-    sandbox_customers,
-    send_request,
-    worker_env,
-)
 
 DENSE, STUCK, ORDERED = 5100, 5200, 5300
 N_DENSE, N_STUCK, N_ORDERED = 20_000, 8_000, 20_000

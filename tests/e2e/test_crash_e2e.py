@@ -12,17 +12,11 @@ from pathlib import Path
 import httpx
 
 from service.sandbox.testing import SandboxHandle
+from testkit.kafka import TopicReader, send_request
+from testkit.oracle import change_identity, event_identity
+from testkit.sandbox import sandbox_changes
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import (
-    TopicReader,
-    WorkerProcess,
-    change_identity,
-    event_identity,
-    free_port,
-    sandbox_changes,
-    send_request,
-    worker_env,
-)
 
 KILLS = int(os.environ.get("AMILI_TEST_KILLS", "10"))
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
+from testkit.kafka import TopicReader, send_request
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import TopicReader, WorkerProcess, send_request
 
 CLIENT = 3200  # read only: a baseline run is enough
 

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from service.sandbox.testing import SandboxHandle
+from testkit.kafka import TopicReader
+from testkit.sandbox import sandbox_changes
+from testkit.worker import ROOT, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import ROOT, TopicReader, free_port, sandbox_changes, worker_env
 
 
 def _sync(env: dict[str, str], client: int) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaProducer
 
 from service.sandbox.testing import SandboxHandle
 from service.snapshot.store import encode_state
+from testkit.kafka import TopicReader, send_request
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import TopicReader, WorkerProcess, free_port, send_request, worker_env
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from service.sandbox.testing import SandboxHandle
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import WorkerProcess, free_port, worker_env
 
 PARTITIONS = 3
 REBALANCE_LINES = ("partitions assigned", "partitions revoked")

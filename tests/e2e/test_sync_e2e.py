@@ -11,17 +11,11 @@ from typing import Any
 
 from service.sandbox.testing import SandboxHandle
 from service.sync.state import normalize
+from testkit.kafka import TopicReader, request_payload, send_raw, send_request
+from testkit.oracle import KIND_TO_TYPE
+from testkit.sandbox import sandbox_changes, sandbox_customers
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import (
-    KIND_TO_TYPE,
-    TopicReader,
-    WorkerProcess,
-    request_payload,
-    sandbox_changes,
-    sandbox_customers,
-    send_raw,
-    send_request,
-)
 
 
 def prefix_of(worker: WorkerProcess) -> str:

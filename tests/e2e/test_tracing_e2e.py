@@ -23,8 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from service.sandbox.testing import SandboxHandle
+from testkit.kafka import TopicReader
+from testkit.worker import WorkerProcess, free_port, worker_env
 from tests.conftest import KafkaBroker
-from tests.e2e.harness import TopicReader, WorkerProcess, free_port, worker_env
 
 CLIENT = 3300  # read only: its baseline events are enough
 EVENT_TOPICS = ("balance-changed", "address-changed", "registration-status-changed", "lifecycle")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.broker import BrokerError, LocalBroker
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = [sys.executable, str(ROOT / "scripts" / "kafka_local.py")]
 CLIENTS = {
     5000: 3_000,
     5100: 3_000,
@@ -30,50 +25,18 @@ CLIENTS = {
 }
 
 
-@dataclass
-class OwnBroker:
-    data_dir: Path
-    bootstrap: str
-
-    def restart(self) -> None:
-        self._run("restart")
-
-    def stop(self) -> None:
-        self._run("stop")
-
-    def start(self) -> None:
-        self._run("start")
-
-    def _run(self, command: str) -> None:
-        out = subprocess.run(
-            [*SCRIPT, command, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
-
-
 @pytest.fixture(scope="session")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
-    data_dir = tmp_path_factory.mktemp("fault-broker")
-    out = subprocess.run(
-        [*SCRIPT, "start", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
-    if out.returncode != 0:
-        pytest.fail(f"could not start the fault suite's broker:\n{out.stderr}", pytrace=False)
-    bootstrap = next(
-        line.split("=", 1)[1] for line in out.stdout.split() if line.startswith("KAFKA_BOOTSTRAP")
-    )
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A broker of the fault suite alone: its scenarios restart it, which the shared one must not see."""
+    broker = LocalBroker(tmp_path_factory.mktemp("fault-broker"))
     try:
-        yield OwnBroker(data_dir, bootstrap)
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(f"could not start the fault suite's broker:\n{exc}", pytrace=False)
+    try:
+        yield broker
     finally:
-        subprocess.run([*SCRIPT, "stop", "--data-dir", str(data_dir)], check=False, timeout=60)
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

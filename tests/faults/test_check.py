@@ -16,7 +16,7 @@ from service.snapshot.store import encode_state, stores_state
 from service.sync.events import uuid4_text
 from service.sync.records import encode_removed
 from service.sync.state import TrackingRules, tracked_state
-from tests.faults.check import BASELINE_TYPE, KIND_TO_TYPE, Verdict, check
+from testkit.oracle import BASELINE_TYPE, KIND_TO_TYPE, Verdict, check
 
 RULES = TrackingRules()
 

@@ -18,9 +18,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
 from service.sandbox.testing import SandboxHandle
-from tests.e2e.harness import TopicReader, WorkerProcess, sandbox_changes, sandbox_customers, send_request
-from tests.faults.check import Verdict, check, read_snapshot
-from tests.faults.conftest import OwnBroker
+from testkit.broker import LocalBroker
+from testkit.kafka import TopicReader, read_snapshot, send_request
+from testkit.oracle import Verdict, check
+from testkit.sandbox import sandbox_changes, sandbox_customers
+from testkit.worker import WorkerProcess
 from tests.faults.test_fault_suite import QUICK, TOTALS, _env, workers
 
 REMOVED = "amili.customer.removed.v1"
@@ -97,7 +99,7 @@ def one_worker(
 
 
 async def test_remove_recreate_remove_gives_distinct_event_ids(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """The same customer created, removed, re-created with the same data and removed again: every
     event has its own `ce_id` (a deduplicating consumer keeps them all)."""
@@ -141,7 +143,7 @@ async def test_remove_recreate_remove_gives_distinct_event_ids(
 
 
 async def test_a_failure_after_the_last_commit_never_answers_a_request_twice(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """Each of the first runs raises right after its last transaction committed: the request is
     retried, found committed, and not run again (exactly one result per requestId)."""
@@ -191,7 +193,7 @@ async def test_a_failure_after_the_last_commit_never_answers_a_request_twice(
 
 
 async def test_a_client_that_suddenly_reads_as_empty_is_held_without_a_single_get(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """Every customer disappears from the API at once: the run holds the removals on the candidate
     count, before any GET-one (the sandbox counts 0 of them), and publishes no removal."""
@@ -231,7 +233,7 @@ async def test_a_client_that_suddenly_reads_as_empty_is_held_without_a_single_ge
 
 
 async def test_a_request_failing_every_time_ends_failed_while_other_partitions_are_served(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """Every run of client 6000 fails (not the API's answer): it is retried with backoff, then
     answered `failed` with a DLQ record, and its partition moves on; meanwhile a request of client
@@ -307,7 +309,7 @@ def _port_open(bootstrap: str) -> bool:
 
 
 async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_restored(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """A worker with an empty cache takes over a partition whose changelog holds a client's
     snapshot; the broker is down when its restore starts. The partition stays paused (no run, /readyz
@@ -387,7 +389,7 @@ async def _set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]
 
 
 async def test_a_partition_returning_after_compaction_removes_nothing_twice(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """Worker A owns the client, stops; B owns it while customers are removed, and the changelog is
     compacted with a tiny `delete.retention.ms`; A comes back with its old cache. A's cache is wiped

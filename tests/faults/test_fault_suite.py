@@ -18,34 +18,15 @@ from typing import Any
 import httpx
 
 from service.sandbox.testing import SandboxHandle
-from tests.e2e.harness import (
-    TopicReader,
-    WorkerProcess,
-    change_identity,
-    event_identity,
-    free_port,
-    sandbox_changes,
-    sandbox_customers,
-    send_request,
-    worker_env,
-)
-from tests.faults.check import Verdict, check, read_snapshot
-from tests.faults.conftest import OwnBroker
+from testkit.broker import LocalBroker
+from testkit.kafka import TopicReader, read_snapshot, send_request
+from testkit.oracle import Verdict, change_identity, check, event_identity
+from testkit.sandbox import clear_faults, sandbox_changes, sandbox_customers, set_faults
+from testkit.worker import WorkerProcess, free_port, worker_env
 
 QUICK = os.environ.get("AMILI_FAULTS_QUICK") == "1"
 TOTALS = Path(os.environ.get("AMILI_FAULTS_TOTALS", "/dev/null"))
 Action = Callable[[int], Awaitable[None]]
-
-
-async def set_faults(sandbox: SandboxHandle, faults: list[dict[str, Any]], seed: int = 1) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(f"{sandbox.control_url}/faults", json={"seed": seed, "faults": faults})
-        r.raise_for_status()
-
-
-async def clear_faults(sandbox: SandboxHandle) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
-        await http.delete(f"{sandbox.control_url}/faults")
 
 
 @asynccontextmanager
@@ -108,7 +89,7 @@ async def run_rounds(
         lost, duplicated = expected - got, got - expected
         removed = {e["customerNo"] for e in changes_seen if e["type"] == "amili.customer.removed.v1"}
         per_request = Counter(r["requestId"] for r in reader.data.results)
-        # the stricter check of tests/faults/check.py: also one baseline event per customer, no event
+        # the stricter check of testkit/oracle.py: also one baseline event per customer, no event
         # that no change explains, and the compacted snapshot equal to the API's data customer by customer
         verdict = check(
             Verdict(scenario),
@@ -165,7 +146,7 @@ def _env(
 
 
 async def test_kill_9_at_random_points(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     client, rng = 5000, random.Random(1)
     worker = WorkerProcess(
@@ -207,7 +188,7 @@ async def test_kill_9_at_random_points(
 
 
 async def test_broker_restart_mid_run(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     client, rng = 5100, random.Random(2)
     worker = WorkerProcess(
@@ -250,7 +231,7 @@ SHORT_GROUP_TIMEOUTS = {
 
 
 async def _two_workers_slow_client(
-    own_broker: OwnBroker, sandbox: SandboxHandle, prefix: str, tmp_path: Path, client: int
+    own_broker: LocalBroker, sandbox: SandboxHandle, prefix: str, tmp_path: Path, client: int
 ) -> tuple[WorkerProcess, WorkerProcess]:
     """Worker A started and B ready to start, both with short group timeouts; the client's pages
     slowed down so that a run outlasts those timeouts."""
@@ -267,7 +248,7 @@ async def _two_workers_slow_client(
 
 
 async def test_rebalance_mid_run_interrupts_the_run_instead_of_livelocking(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """B joins while A runs a request longer than the rebalance timeout: A interrupts its run at
     once (its partitions are revoked), the group settles, and the partition's owner re-runs it."""
@@ -300,7 +281,7 @@ async def test_rebalance_mid_run_interrupts_the_run_instead_of_livelocking(
 
 
 async def test_zombie_worker_is_fenced(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     """A freezes mid-run (SIGSTOP) past its session timeout; B takes its partitions and fences A's
     producer; A wakes up (SIGCONT) and must publish nothing more."""
@@ -340,7 +321,7 @@ async def test_zombie_worker_is_fenced(
 
 
 async def test_api_fault_storms(
-    own_broker: OwnBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    own_broker: LocalBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
 ) -> None:
     client = 5300
     worker = WorkerProcess(

@@ -16,13 +16,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from service.config import TopicSettings
 from service.kafka.topics import ensure_topics
+from service.sync.kinds import default_groups
 from tests.conftest import ROOT, KafkaBroker
 
 
 @pytest.fixture
 async def topics(kafka_broker: KafkaBroker, topic_prefix: str) -> TopicSettings:
     topics = TopicSettings(prefix=topic_prefix, partitions=2)
-    await ensure_topics(topics, {"bootstrap_servers": kafka_broker.bootstrap_servers})
+    await ensure_topics(
+        topics, {"bootstrap_servers": kafka_broker.bootstrap_servers}, groups=default_groups()
+    )
     return topics
 
 

@@ -15,9 +15,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from service.config import TopicManagement, TopicSettings
 from service.kafka.topics import ensure_topics
+from service.sync.kinds import default_groups
 from tests.conftest import ROOT, KafkaBroker
 
 PARTITIONS = 2
+GROUPS = default_groups()
 
 
 async def create_topics(
@@ -28,7 +30,7 @@ async def create_topics(
     snapshot_partitions: int = PARTITIONS,
     snapshot_policy: str = "compact",
 ) -> None:
-    names = [name for name in topics.all_topics() if name != skip]
+    names = [name for name in topics.all_topics(GROUPS) if name != skip]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -104,7 +106,7 @@ async def test_verify_accepts_a_correct_layout_and_creates_nothing(
     kafka_broker: KafkaBroker, topics: TopicSettings
 ) -> None:
     await create_topics(kafka_broker.bootstrap_servers, topics)
-    counts = await ensure_topics(topics, {"bootstrap_servers": kafka_broker.bootstrap_servers})
+    counts = await ensure_topics(topics, {"bootstrap_servers": kafka_broker.bootstrap_servers}, groups=GROUPS)
     assert counts == {topics.requests_topic: PARTITIONS, topics.snapshot_topic: PARTITIONS}
 
 

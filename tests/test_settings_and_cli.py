@@ -11,7 +11,7 @@ import pytest
 
 from service.config import SettingsError, iter_settings, load_settings, render_env_example
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("run", "request", "tail", "sync", "sandbox", "config")
 
 

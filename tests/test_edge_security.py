@@ -17,7 +17,7 @@ from service.config import SettingsError, load_settings
 from service.logs import configure_logging, get_logger
 from service.snapshot.store import SnapshotStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

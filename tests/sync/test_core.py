@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from service.sync.diff import StoredState, diff_customer, needs_snapshot_update, removal
-from service.sync.event_models import EVENT_MODELS, json_schema
 from service.sync.events import EventContext, build_event
+from service.sync.kinds import EVENT_MODELS, json_schema
 from service.sync.requests import MalformedRequest, parse_request
 from service.sync.state import TrackingRules, normalize, tracked_state
-from tests.event_check import SCHEMAS, check_event
+from testkit.events import SCHEMAS, check_event
 
 RULES = TrackingRules()
 CTX = EventContext(

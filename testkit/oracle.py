@@ -1,9 +1,7 @@
-"""The consistency check that ends every fault scenario (`check` is pure; `read_snapshot` reads the
-snapshot changelog as a read_committed consumer).
+"""The exactly-once oracle: what a read_committed consumer saw, judged against what the sandbox
+says happened. Shared by the end-to-end tests, the fault suite and the benchmark.
 
-Input: what a read_committed consumer saw on the output topics (events, run results, the snapshot
-changelog) and what the sandbox says happened (its change lists, the customers at baseline time and
-now). Output: a `Verdict` with
+`check` (pure) fills a `Verdict` with
 
 - lost: a true change (one the sandbox reported) without its event;
 - duplicated: a true change with more than one event (or one event id seen twice);
@@ -14,64 +12,73 @@ now). Output: a `Verdict` with
 
 A change is identified by (event type, customerNo, new value of the group), so a customer that
 changes twice in two rounds is two changes, and a redelivered run that re-publishes is a duplicate.
+Types and group fields come from the event-kind registry (`service/sync/kinds.py`), so a new kind
+is judged without touching this module.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
-from service.kafka.topics import partition_counts
+from service.sync import kinds
 from service.sync.state import TrackingRules, normalize, tracked_state
 
+# the sandbox reports a deleted customer as kind "deleted"; the worker publishes `removed`
+SANDBOX_KIND_ALIASES = {"deleted": kinds.REMOVED}
 KIND_TO_TYPE = {
-    "balance": "amili.customer.balance_changed.v1",
-    "address": "amili.customer.address_changed.v1",
-    "registration_status": "amili.customer.registration_status_changed.v1",
-    "created": "amili.customer.created.v1",
-    "deleted": "amili.customer.removed.v1",
+    **{k.name: k.ce_type for k in kinds.BUILTIN.values()},
+    **{alias: kinds.kind(name).ce_type for alias, name in SANDBOX_KIND_ALIASES.items()},
 }
-BASELINE_TYPE = "amili.customer.baseline.v1"
+BASELINE_TYPE = kinds.BASELINE_KIND.ce_type
 Identity = tuple[str, str, str]
 
 
-def _group_value(kind: str, after: Mapping[str, Any] | None) -> object:
+def configured_kinds(groups: Mapping[str, Sequence[str]] | None) -> list[kinds.EventKind]:
+    """Every kind a worker tracking `groups` publishes (None: the default groups)."""
+    return kinds.all_kinds(kinds.default_groups() if groups is None else groups)
+
+
+def change_kind(sandbox_kind: str, groups: Mapping[str, Sequence[str]] | None = None) -> kinds.EventKind:
+    name = SANDBOX_KIND_ALIASES.get(sandbox_kind, sandbox_kind)
+    return next((k for k in configured_kinds(groups) if k.name == name), None) or kinds.kind(name)
+
+
+def group_value(kind: kinds.EventKind, after: Mapping[str, Any] | None) -> object:
+    """The new value of a group kind's fields (one field: its value, several: a list); None for a
+    lifecycle kind. Amounts compare as floats (the client parses 664 as 664.0)."""
+    if not kind.is_group:
+        return None
     after = after or {}
-    if kind == "balance":  # the client parses amounts as floats: 664 arrives as 664.0
-        value = normalize(after.get("balanceTotal"))
-        return float(value) if isinstance(value, int | float) else value
-    if kind == "address":
-        return normalize(after.get("postalAddress"))
-    if kind == "registration_status":
-        return [
-            normalize(after.get("registrationStatusCode")),
-            normalize(after.get("registrationStatusDate")),
-        ]
-    return None
+    values = [_comparable(normalize(after.get(name))) for name in kind.fields]
+    return values[0] if len(values) == 1 else values
 
 
-def change_identity(change: Mapping[str, Any]) -> Identity:
+def _comparable(value: object) -> object:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def change_identity(change: Mapping[str, Any], groups: Mapping[str, Sequence[str]] | None = None) -> Identity:
     """(event type, customerNo, new group value) of a change reported by the sandbox."""
-    kind = change["kind"]
-    value = _group_value(kind, change["after"])
-    return KIND_TO_TYPE[kind], str(change["customerNo"]), json.dumps(value, sort_keys=True)
+    kind = change_kind(change["kind"], groups)
+    value = group_value(kind, change["after"])
+    return kind.ce_type, str(change["customerNo"]), json.dumps(value, sort_keys=True)
 
 
-def event_identity(event: Mapping[str, Any]) -> Identity:
+def event_identity(event: Mapping[str, Any], groups: Mapping[str, Sequence[str]] | None = None) -> Identity:
     """The same identity for a published event (its CloudEvents `data` plus `type`)."""
     etype = event["type"]
-    kind = next((k for k, t in KIND_TO_TYPE.items() if t == etype), None)
-    value = (
-        _group_value(kind, event["after"]) if kind in ("balance", "address", "registration_status") else None
-    )
+    kind = next((k for k in configured_kinds(groups) if k.ce_type == etype), None)
+    value = group_value(kind, event["after"]) if kind is not None else None
     return etype, str(event["customerNo"]), json.dumps(value, sort_keys=True)
+
+
+def expected_counts(changes: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """The run result's `counts` (events per kind) that these sandbox changes call for."""
+    return Counter(change_kind(c["kind"]).name for c in changes)
 
 
 @dataclass
@@ -147,8 +154,8 @@ def check(
     rules = rules or TrackingRules()
     verdict.events_checked = len(events)
     # every true change exactly once, nothing else
-    expected = Counter(change_identity(c) for c in changes)
-    got = Counter(event_identity(e) for e in events if e["type"] != BASELINE_TYPE)
+    expected = Counter(change_identity(c, rules.groups) for c in changes)
+    got = Counter(event_identity(e, rules.groups) for e in events if e["type"] != BASELINE_TYPE)
     verdict.changes_expected = sum(expected.values())
     verdict.lost = expected - got
     verdict.duplicated = Counter(
@@ -188,39 +195,3 @@ def check(
         if stored[no] != now[no]:
             verdict.snapshot_mismatches.append(f"{no}: snapshot {stored[no]} != API {now[no]}")
     return verdict
-
-
-async def partition_count(bootstrap: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return (await partition_counts(admin, [topic]))[topic]
-    finally:
-        await admin.close()
-
-
-async def read_snapshot(bootstrap: str, prefix: str, timeout: float = 120.0) -> dict[bytes, bytes | None]:
-    """The snapshot changelog (`{prefix}.snapshot`), last value per key (None: tombstone), read with
-    read_committed from the beginning to the end offsets of every partition."""
-    topic = f"{prefix}.snapshot"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(await partition_count(bootstrap, topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        state: dict[bytes, bytes | None] = {}
-        deadline = time.monotonic() + timeout
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end within {timeout}s")
-            batch = await consumer.getmany(*tps, timeout_ms=1000, max_records=50_000)
-            for records in batch.values():
-                for r in records:
-                    state[r.key] = r.value
-        return state
-    finally:
-        await consumer.stop()
