@@ -73,6 +73,8 @@ def run_worker_verify(bootstrap: str, prefix: str) -> tuple[int, list[dict[str, 
             "AMILI_SYNC_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "AMILI_SYNC_TOPICS__PREFIX": prefix,
             "AMILI_SYNC_TOPICS__MANAGE": "verify",
+            # required to start; never called: the worker stops at the topic check
+            "AMILI_SYNC_API__BASE_URL": "http://127.0.0.1:9/arm/v1",
             "AMILI_SYNC_HEALTH_PORT": "0",
             "AMILI_SYNC_LOG_FORMAT": "json",
         }
