@@ -231,7 +231,12 @@ SHORT_GROUP_TIMEOUTS = {
 
 
 async def _two_workers_slow_client(
-    own_broker: LocalBroker, sandbox: SandboxHandle, prefix: str, tmp_path: Path, client: int
+    own_broker: LocalBroker,
+    sandbox: SandboxHandle,
+    prefix: str,
+    tmp_path: Path,
+    client: int,
+    page_latency_ms: int = 400,
 ) -> tuple[WorkerProcess, WorkerProcess]:
     """Worker A started and B ready to start, both with short group timeouts; the client's pages
     slowed down so that a run outlasts those timeouts."""
@@ -243,7 +248,9 @@ async def _two_workers_slow_client(
         for name in ("a", "b")
     )
     a.start()
-    await set_faults(sandbox, [{"kind": "latency", "ms": 400, "routes": ["list"], "clients": [client]}])
+    await set_faults(
+        sandbox, [{"kind": "latency", "ms": page_latency_ms, "routes": ["list"], "clients": [client]}]
+    )
     return a, b
 
 
@@ -253,7 +260,11 @@ async def test_rebalance_mid_run_interrupts_the_run_instead_of_livelocking(
     """B joins while A runs a request longer than the rebalance timeout: A interrupts its run at
     once (its partitions are revoked), the group settles, and the partition's owner re-runs it."""
     client = 5200
-    a, b = await _two_workers_slow_client(own_broker, sandbox, topic_prefix, tmp_path, client)
+    # ~30 pages of 1 s: the run must still be going when B (a new process, seconds to start on a
+    # busy machine) has joined the group
+    a, b = await _two_workers_slow_client(
+        own_broker, sandbox, topic_prefix, tmp_path, client, page_latency_ms=1000
+    )
     counters = {"workers": 2, "rebalances_mid_run": 0}
 
     async def join(round_no: int) -> None:
