@@ -5,7 +5,7 @@ of one client with the Amili client alone), printed as one JSON line.
         --client 9001 --concurrency 4 [--gc worker|default]
 
 `--gc worker` (the default) applies the worker's garbage-collector tuning
-(`service.worker.engine.tune_gc`) first, so the floor and the worker run under the same interpreter
+(`service.entrypoints.engine.tune_gc`) first, so the floor and the worker run under the same interpreter
 settings and the ratio measures the worker's own work; `--gc default` leaves Python's defaults.
 """
 

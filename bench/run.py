@@ -180,7 +180,7 @@ async def restore_on_start(ctx: Context, env: dict[str, str], n: int) -> dict[st
 
 async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     from bench.worker_run import measured_run
-    from service.worker.oneshot import client_partition
+    from service.entrypoints.oneshot import client_partition
     from testkit.sandbox import sandbox_changes
     from testkit.worker import WorkerProcess, free_port, worker_env
 

@@ -7,7 +7,7 @@ or `OTEL_TRACES_EXPORTER=none`. The OTLP exporter speaks http/protobuf; every ot
 Off, nothing of OpenTelemetry is imported and every helper here is a no-op.
 
 The trace of one request:
-- FastStream's `KafkaTelemetryMiddleware` (`service.worker.telemetry`) opens the consumer span of the request message,
+- FastStream's `KafkaTelemetryMiddleware` (`service.entrypoints.telemetry`) opens the consumer span of the request message,
   continuing the W3C `traceparent` header the producer put on it (if any);
 - `run_span` is the run, a child of that span (or, outside FastStream, of the record's
   `traceparent`); the API calls (`span(..., kind="client")` in `service.amili`) and the Kafka

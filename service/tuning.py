@@ -1,6 +1,6 @@
 """Process-wide memory tuning for long runs: the garbage collector's thresholds and handing freed
 memory back to the system. Entry points call `tune_gc()` once at start-up
-(`service.worker.process.tune_process`); the engine calls `release_free_memory()` during a run.
+(`service.entrypoints.process.tune_process`); the engine calls `release_free_memory()` during a run.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from service.entrypoints.cli import main
 from service.version import VERSION
 from tests.conftest import ROOT
 

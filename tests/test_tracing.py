@@ -111,10 +111,10 @@ def test_off_by_default_without_importing_the_sdk() -> None:
     code = (
         f"TRACING_MODULES = {TRACING_MODULES!r}\n"
         "import sys\n"
-        "import service.cli, service.worker.app, service.kafka.publisher\n"
+        "import service.entrypoints.cli, service.entrypoints.app, service.kafka.publisher\n"
         "from service import tracing\n"
         "assert tracing.configure_tracing() is False\n"
-        "from service.worker.telemetry import telemetry_middlewares\n"
+        "from service.entrypoints.telemetry import telemetry_middlewares\n"
         "assert telemetry_middlewares() == ()\n"
         "with tracing.run_span(None), tracing.span('x'):\n"
         "    assert tracing.current_traceparent() is None\n"

@@ -33,7 +33,7 @@ __all__ = ["Committed", "OutRecord", "PartitionPublisher", "shorten_transaction_
 # cost >= 20 ms (a run commits one per 1,000 customers). Asking again after 2 ms brings a small
 # transaction from ~19 ms to ~4 ms on a local broker (docs/performance.md). Kafka's Java producer
 # avoids the round trip altogether with the newer transaction protocol (KIP-890). Process-wide:
-# called once at start-up by the entry points (`service.worker.process.tune_process`).
+# called once at start-up by the entry points (`service.entrypoints.process.tune_process`).
 TRANSACTION_BACKOFF_SECONDS = 0.002
 
 

@@ -190,7 +190,9 @@ def _bind(host: str, port: int) -> socket.socket:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(argv) if argv is not None else sys.argv[1:]
     if arguments[:1] == ["--"]:
-        arguments = arguments[1:]  # `amili-sync sandbox -- --port ...`: service/cli.py forwards the "--"
+        arguments = arguments[
+            1:
+        ]  # `amili-sync sandbox -- --port ...`: service/entrypoints/cli.py forwards the "--"
     args = build_parser().parse_args(arguments)
     started = time.perf_counter()
     import uvicorn

@@ -96,7 +96,7 @@ def running_sandbox(
         port = free_port(host)
         out = tempfile.TemporaryFile()  # noqa: SIM115 - kept open while the server runs, closed below
         err = tempfile.TemporaryFile()  # noqa: SIM115
-        # "--" lets service/cli.py's REMAINDER argument take options; the sandbox's main() drops it.
+        # "--" lets service/entrypoints/cli.py's REMAINDER argument take options; the sandbox's main() drops it.
         cmd = [
             sys.executable,
             "-m",

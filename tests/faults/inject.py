@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import service.worker.app as worker_app
-from service.cli import main
+import service.entrypoints.app as worker_app
 from service.engine.run import SyncEngine
+from service.entrypoints.cli import main
 
 _fail_after_commit = int(os.environ.get("AMILI_FAULTS_FAIL_AFTER_COMMIT", "0"))
 _restore_gate = os.environ.get("AMILI_FAULTS_RESTORE_GATE")

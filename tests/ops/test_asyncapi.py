@@ -13,13 +13,13 @@ import jsonschema
 import pytest
 import yaml
 
+from service.entrypoints import asyncapi
+from service.entrypoints.contract import publications, subscriber_options
 from service.sync.requests import FetchRequest
-from service.worker import asyncapi
-from service.worker.contract import publications, subscriber_options
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "asyncapi.yaml"
-REGENERATE = "python -m service.worker.asyncapi > docs/asyncapi.yaml"
+REGENERATE = "python -m service.entrypoints.asyncapi > docs/asyncapi.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_internal_references_resolve(document: dict[str, Any]) -> None:
 
 
 def test_faststream_cli_generates_the_same_document(tmp_path: Path) -> None:
-    """`faststream docs gen service.worker.asyncapi:app` works and documents the same contract
+    """`faststream docs gen service.entrypoints.asyncapi:app` works and documents the same contract
     (FastStream lists channels in its own order, so compare after our sorting)."""
     out = tmp_path / "asyncapi.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMILI_SYNC_")}
@@ -150,7 +150,7 @@ def test_faststream_cli_generates_the_same_document(tmp_path: Path) -> None:
             "faststream",
             "docs",
             "gen",
-            "service.worker.asyncapi:app",
+            "service.entrypoints.asyncapi:app",
             "--out",
             str(out),
         ],

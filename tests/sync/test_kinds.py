@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from service.config import Settings, SettingsError, TopicSettings, load_settings
+from service.entrypoints.contract import publications
 from service.sync import kinds
 from service.sync.diff import StoredState, diff_customer
 from service.sync.events import EventContext, build_event
 from service.sync.state import DEFAULT_GROUPS, TrackingRules, tracked_state
-from service.worker.contract import publications
 
 CUSTOM_GROUPS = '{"balance":["balanceTotal"],"credit_limit":["limitAmount","dueDays"]}'
 

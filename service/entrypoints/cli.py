@@ -139,11 +139,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(settings.model_dump(mode="json"), indent=2))
         return 0
     if args.command == "run":
-        from service.worker.app import run_worker
+        from service.entrypoints.app import run_worker
 
         return await run_worker(settings)
     if args.command == "request":
-        from service.kafka.requests import ClientListError, read_clients_file, send_requests, unique
+        from service.entrypoints.request import ClientListError, read_clients_file, send_requests, unique
 
         try:
             clients = unique(
@@ -160,11 +160,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return await send_requests(settings, clients, parse_filters(args.filter), args.reason, args.wait)
     if args.command == "tail":
-        from service.kafka.tail import tail
+        from service.entrypoints.tail import tail
 
         return await tail(settings, args.topic, args.from_beginning, args.json, args.max, args.idle_timeout)
     if args.command == "sync":
-        from service.worker.oneshot import sync_once
+        from service.entrypoints.oneshot import sync_once
 
         return await sync_once(
             settings, args.client, parse_filters(args.filter), progress=not args.no_progress

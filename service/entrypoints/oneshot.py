@@ -28,6 +28,7 @@ from service import tracing
 from service.amili import AmiliClient, AmiliError, ReadReport
 from service.config import Settings
 from service.engine import SyncEngine
+from service.entrypoints.process import tune_process
 from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
 from service.kafka.publisher import PartitionPublisher, transactional_id
 from service.kafka.topics import TopicLayoutError, ensure_topics
@@ -35,7 +36,6 @@ from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, Filters
 from service.sync.results import RunResult, RunStatus
-from service.worker.process import tune_process
 
 
 def client_partition(client_no: int, partitions: int) -> int:

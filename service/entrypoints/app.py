@@ -48,6 +48,11 @@ from service.amili import (
 from service.config import Settings
 from service.engine import RequestPosition, SyncEngine
 from service.engine.ports import OutRecord
+from service.entrypoints.contract import TITLE, declare_publishers, subscriber_options
+from service.entrypoints.health import HealthServer
+from service.entrypoints.process import tune_process
+from service.entrypoints.security import faststream_security
+from service.entrypoints.telemetry import telemetry_middlewares
 from service.kafka.connection import KafkaConnectionError, check_connection, connection_kwargs
 from service.kafka.dlq import MAX_REASON_CHARS, dlq_record
 from service.kafka.publisher import PartitionPublisher, transactional_id
@@ -58,11 +63,6 @@ from service.snapshot.restore import restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.requests import FetchRequest, MalformedRequest, parse_request
 from service.version import VERSION
-from service.worker.contract import TITLE, declare_publishers, subscriber_options
-from service.worker.health import HealthServer
-from service.worker.process import tune_process
-from service.worker.security import faststream_security
-from service.worker.telemetry import telemetry_middlewares
 
 log = get_logger(__name__)
 
