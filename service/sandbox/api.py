@@ -109,34 +109,26 @@ class Api:
     def _page_size(self, params: dict[str, str]) -> int:
         cfg = self.state.config
         page_size = int_param(params, "pagesize")
-        if page_size is None:
-            return cfg.page_size_default
-        if page_size < 5:
+        if page_size is not None and page_size < 5:
             return 10
-        if page_size > cfg.page_size_cap:
-            if cfg.over_cap == OverCap.ERROR:
-                raise ApiError(
-                    400, f"pagesize must be at most {cfg.page_size_cap}, got {page_size}", "pagesize"
-                )
-            return cfg.page_size_cap
-        return page_size
+        return self._capped("pagesize", page_size, cfg.page_size_default, cfg.page_size_cap)
 
     def _maximum_count(self, params: dict[str, str]) -> int:
         cfg = self.state.config
         maximum = int_param(params, "maximumcount")
-        if maximum is None:
-            return cfg.maximum_count_cap
-        if maximum < 1:
+        if maximum is not None and maximum < 1:
             raise ApiError(400, f"maximumcount must be 1 or more, got {maximum}", "maximumcount")
-        if maximum > cfg.maximum_count_cap:
-            if cfg.over_cap == OverCap.ERROR:
-                raise ApiError(
-                    400,
-                    f"maximumcount must be at most {cfg.maximum_count_cap}, got {maximum}",
-                    "maximumcount",
-                )
-            return cfg.maximum_count_cap
-        return maximum
+        return self._capped("maximumcount", maximum, cfg.maximum_count_cap, cfg.maximum_count_cap)
+
+    def _capped(self, name: str, value: int | None, default: int, cap: int) -> int:
+        """`default` when not given; above `cap`: the cap, or 400 when the over-cap mode says so."""
+        if value is None:
+            return default
+        if value > cap:
+            if self.state.config.over_cap == OverCap.ERROR:
+                raise ApiError(400, f"{name} must be at most {cap}, got {value}", name)
+            return cap
+        return value
 
     def _page(self, query: Query, page_no: int, link_base: str) -> bytes:
         key = (query.id, page_no, link_base)

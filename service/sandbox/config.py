@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+# One small class per mode: their member lists are declarations, alike in shape by nature (as the
+# service's own modes in service/config.py), with no logic to share.
+
 
 class TotalCount(StrEnum):
     """summary.totalCount: every match, or at most maximumCount."""
