@@ -23,6 +23,11 @@ async def sandbox_customers(sandbox: SandboxHandle, client_no: int) -> list[dict
         return list(r.json())
 
 
+async def sandbox_customer_numbers(sandbox: SandboxHandle, client_no: int) -> list[str]:
+    """The customerNo of every customer the sandbox holds for `client_no` (a run's baseline)."""
+    return [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client_no)]
+
+
 async def sandbox_update(sandbox: SandboxHandle, client_no: int, customer: dict[str, Any]) -> dict[str, Any]:
     """Update one customer through the sandbox's ARM API (`PUT /clients/{no}/customers`), the way a
     change made in Amili arrives; answers the stored customer."""
