@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from service.config import ApiSettings
 from service.sandbox.testing import SandboxHandle
 
 
@@ -61,3 +62,14 @@ async def clear_faults(sandbox: SandboxHandle) -> None:
     """No more faults."""
     async with httpx.AsyncClient(timeout=10) as http:
         await http.delete(f"{sandbox.control_url}/faults")
+
+
+def sandbox_api_settings(sandbox: SandboxHandle, **settings: Any) -> ApiSettings:
+    """ApiSettings that reach `sandbox` (its URLs and credentials), then the `settings` given (which win)."""
+    values: dict[str, Any] = {
+        "base_url": sandbox.base_url,
+        "token_url": sandbox.token_url,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+    }
+    return ApiSettings(**{**values, **settings})
