@@ -38,6 +38,7 @@ def control(sb: SandboxHandle, method: str, path: str, body: Any = None) -> Any:
     return r.json()
 
 
+# Keyword settings, alike other keyword calls in shape only (kept).
 def api_settings(sb: SandboxHandle) -> ApiSettings:
     return sandbox_api_settings(
         sb,

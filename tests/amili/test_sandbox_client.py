@@ -178,6 +178,7 @@ async def test_25k_client_read_by_slices_true_total_with_faults(true_sandbox: Sa
     assert control(true_sandbox, "GET", "/stats")["faultsFired"]
 
 
+# Alike the test above (kept): the same read against the other totalCount mode asserts other coverage.
 async def test_25k_client_read_by_slices_capped_total(capped_sandbox: SandboxHandle) -> None:
     faults(capped_sandbox, {"kind": "502", "rate": 0.05, "clients": [BIG]})
     async with AmiliClient(settings_for(capped_sandbox)) as amili:

@@ -46,6 +46,7 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
                 }
                 (await http.post(f"{sandbox.control_url}/faults", json=spec)).raise_for_status()
             for round_no in range(KILLS):
+                # The same kind of change mix as the fault suite's rounds (kept): each suite states its own mix.
                 changes = await sandbox_changes(
                     sandbox,
                     clientNo=client,

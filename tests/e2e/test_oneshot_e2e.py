@@ -15,6 +15,7 @@ from tests.conftest import KafkaBroker
 from tests.e2e.conftest import WorkerEnv
 
 
+# A plain subprocess.run like other tests' (kept): the command and timeout are this test's own.
 def _sync(env: dict[str, str], client: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service", "sync", "--client", str(client)],

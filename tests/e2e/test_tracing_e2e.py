@@ -143,6 +143,7 @@ async def event_traceparents(bootstrap: str, prefix: str, request_id: str) -> li
     return found
 
 
+# Its parameter list is alike other signatures (tail's) in shape only (kept): fixtures, one per line.
 async def test_a_request_trace_continues_through_the_run_api_calls_transactions_and_events(
     kafka_broker: KafkaBroker,
     sandbox: SandboxHandle,
