@@ -55,6 +55,7 @@ def everyone(sb: SandboxHandle, client: int) -> dict[str, str]:
     return {c["customerNo"]: c["name"] for c in rows}
 
 
+# Alike settings_for() of the client tests in shape (kept): these are this suite's own defaults.
 def settings(sb: SandboxHandle, **overrides: Any) -> ApiSettings:
     values: dict[str, Any] = {
         "page_size": 1000,
