@@ -129,6 +129,7 @@ class TopicSettings(_Group):
     def name(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}" if self.prefix else suffix
 
+    # One named property per topic (alike, kept): call sites read `topics.dlq_topic`, not a lookup.
     @property
     def requests_topic(self) -> str:
         return self.name(self.fetch_requests)

@@ -71,6 +71,7 @@ class TopicReader:
     def __init__(
         self, bootstrap: str, prefix: str, groups: Mapping[str, Sequence[str]] | None = None
     ) -> None:
+        self.bootstrap = bootstrap
         self.prefix = prefix
         self.groups = dict(groups) if groups is not None else default_groups()
         names = TopicSettings(prefix=prefix)

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from service.config import ApiSettings
 from service.sandbox.testing import SandboxHandle
 
 
@@ -21,6 +22,11 @@ async def sandbox_customers(sandbox: SandboxHandle, client_no: int) -> list[dict
         r = await http.get(f"{sandbox.control_url}/clients/{client_no}/customers")
         r.raise_for_status()
         return list(r.json())
+
+
+async def sandbox_customer_numbers(sandbox: SandboxHandle, client_no: int) -> list[str]:
+    """The customerNo of every customer the sandbox holds for `client_no` (a run's baseline)."""
+    return [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client_no)]
 
 
 async def sandbox_update(sandbox: SandboxHandle, client_no: int, customer: dict[str, Any]) -> dict[str, Any]:
@@ -56,3 +62,14 @@ async def clear_faults(sandbox: SandboxHandle) -> None:
     """No more faults."""
     async with httpx.AsyncClient(timeout=10) as http:
         await http.delete(f"{sandbox.control_url}/faults")
+
+
+def sandbox_api_settings(sandbox: SandboxHandle, **settings: Any) -> ApiSettings:
+    """ApiSettings that reach `sandbox` (its URLs and credentials), then the `settings` given (which win)."""
+    values: dict[str, Any] = {
+        "base_url": sandbox.base_url,
+        "token_url": sandbox.token_url,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+    }
+    return ApiSettings(**{**values, **settings})

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ import orjson
 from service.config import ApiSettings
 from service.logs import get_logger
 
+from ._closing import ClosesOnExit
 from ._http import Caller, CallStats, Redactor
 from .auth import Auth, make_auth
 from .errors import (
@@ -86,7 +86,7 @@ class _Unauthorized(Exception):
         super().__init__("401")
 
 
-class AmiliClient:
+class AmiliClient(ClosesOnExit):
     """Async client of the ARM customer endpoints. Use as an async context manager (or call `aclose`)."""
 
     def __init__(
@@ -131,17 +131,6 @@ class AmiliClient:
         self.concurrency = settings.concurrency
 
     # -- lifecycle -----------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> AmiliClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         for read in list(self._reads):

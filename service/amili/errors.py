@@ -81,6 +81,7 @@ class AmiliAuthError(AmiliError):
 class AmiliUnavailable(AmiliError):
     """Retries exhausted on 429, 5xx, timeouts or connection errors."""
 
+    # Fields set one by one like AmiliHTTPError's (kept): each error carries its own named attributes.
     def __init__(
         self, client_no: int | None, path: str, cause: str, attempts: int, method: str = "GET"
     ) -> None:

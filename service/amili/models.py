@@ -143,6 +143,7 @@ class Distribution(_ApiModel):
 class Customer(_ApiModel):
     """One ARM customer, as the list and GET-one endpoints return it."""
 
+    # One declared field per API field: alike in shape by nature.
     customerNo: CustomerNo
     clientNo: OptInt = None
     accountNo: OptInt = None

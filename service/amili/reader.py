@@ -44,12 +44,12 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Protocol
 
 from service.logs import get_logger
 from service.metrics import CUSTOMERS_READ, PAGES_FETCHED, SLICES
 
+from ._closing import ClosesOnExit
 from ._http import CallStats
 from .errors import AmiliBadRequest, AmiliError, AmiliHTTPError, AmiliProtocolError, AmiliQueryExpired
 from .models import CustomerList, Page, ReadReport
@@ -121,7 +121,7 @@ class _Failed:
 _DONE = object()
 
 
-class CustomerRead:
+class CustomerRead(ClosesOnExit):
     """The pages of one read. Iterate once; `report` is live during iteration and final after it."""
 
     def __init__(
@@ -165,17 +165,6 @@ class CustomerRead:
         self._started = True
         self._iterator = self._run()
         return self._iterator
-
-    async def __aenter__(self) -> CustomerRead:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the read (when the consumer stops early or was cancelled); cancels the fetch tasks and

@@ -66,6 +66,7 @@ class SliceStrategy(Protocol):
 class NamePrefixSlicing:
     name = "name-prefix"
 
+    # Same keywords as Planner (kept): the strategy is configured by the planner's knobs and forwards them.
     def __init__(
         self,
         alphabet: str,

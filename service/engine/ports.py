@@ -71,6 +71,7 @@ class CustomerStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+# The port repeats AmiliClient.read's signature on purpose: the engine depends on this, not the client.
 class CustomerSource(Protocol):
     def read(
         self,

@@ -72,6 +72,7 @@ def parse_faults(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"--faults is not valid JSON: {exc}") from None
 
 
+# One flat add_argument per flag (alike in shape, kept so): --help and this list read the same.
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="amili-sync sandbox",

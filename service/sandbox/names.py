@@ -87,7 +87,7 @@ PUBLIC_SUFFIXES: tuple[str, ...] = (
     "kommunale eiendom KF", "legevakt", "bibliotek", "kulturskole", "renovasjon IKS",
 )
 
-# (postalCode, cityName) pairs that look like the real Norwegian ones.
+# (postalCode, cityName) pairs that look like the real Norwegian ones (data rows, alike by nature).
 NO_PLACES: tuple[tuple[str, str], ...] = (
     ("0150", "Oslo"), ("0484", "Oslo"), ("0661", "Oslo"), ("0283", "Oslo"), ("0560", "Oslo"),
     ("0977", "Oslo"), ("5003", "Bergen"), ("5063", "Bergen"), ("5146", "Fyllingsdalen"),

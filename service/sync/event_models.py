@@ -15,6 +15,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Alike service.amili.models.PostalAddress/Customer on purpose: those parse the API, these are the
+# published event contract (own schema, extra fields allowed); one must not change with the other.
 class PostalAddress(BaseModel):
     model_config = ConfigDict(extra="allow")
     addressLine1: str | None = None
@@ -34,6 +36,7 @@ class AddressState(_Strict):
     postalAddress: PostalAddress | None
 
 
+# One small model per event kind (alike in shape): each is its own schema in schemas/events/.
 class RegistrationStatusState(_Strict):
     registrationStatusCode: str | None
     registrationStatusDate: str | None = Field(description="YYYY-MM-DD")

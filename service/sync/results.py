@@ -17,6 +17,7 @@ def bounded_error(error: str) -> str:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
 
 
+# Alike config's StrEnums in shape only: this is the run-result contract's vocabulary.
 class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -20,6 +20,7 @@ from service.amili.parsing import parse_list
 from service.config import ApiSettings
 from service.sandbox.faults import POISON_VARIANTS, FaultEngine, poison_body
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.sandbox import sandbox_api_settings
 from tests.amili.fake_api import BASE, FakeArm, make_customers, unit_settings
 
 CLIENT = 2218
@@ -37,12 +38,10 @@ def control(sb: SandboxHandle, method: str, path: str, body: Any = None) -> Any:
     return r.json()
 
 
+# Keyword settings, alike other keyword calls in shape only (kept).
 def api_settings(sb: SandboxHandle) -> ApiSettings:
-    return ApiSettings(
-        base_url=sb.base_url,
-        token_url=sb.token_url,
-        client_id=sb.client_id,
-        client_secret=sb.client_secret,
+    return sandbox_api_settings(
+        sb,
         page_size=1000,
         rate_limit=1000,
         retry_attempts=2,

@@ -20,6 +20,7 @@ import pytest
 from service.amili import AmiliClient, ReadReport
 from service.config import ApiSettings
 from service.sandbox.testing import SandboxHandle, running_sandbox
+from testkit.sandbox import sandbox_api_settings
 
 DENSE, STUCK = 2218, 3000
 N_DENSE, N_STUCK = 20_000, 8_000
@@ -54,19 +55,15 @@ def everyone(sb: SandboxHandle, client: int) -> dict[str, str]:
     return {c["customerNo"]: c["name"] for c in rows}
 
 
+# Alike settings_for() of the client tests in shape (kept): these are this suite's own defaults.
 def settings(sb: SandboxHandle, **overrides: Any) -> ApiSettings:
     values: dict[str, Any] = {
-        "base_url": sb.base_url,
-        "token_url": sb.token_url,
-        "client_id": sb.client_id,
-        "client_secret": sb.client_secret,
         "page_size": 1000,
         "maximum_count": 1000,
         "concurrency": 4,
         "rate_limit": 10_000,
     }
-    values.update(overrides)
-    return ApiSettings(**values)
+    return sandbox_api_settings(sb, **{**values, **overrides})
 
 
 def read(api: ApiSettings, client: int, known: list[str] | None = None) -> tuple[ReadReport, Counter[str]]:

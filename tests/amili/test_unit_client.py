@@ -438,6 +438,7 @@ async def test_count_mismatch_is_detected() -> None:
             await read_all(amili)
 
 
+# Wraps the fake like the test above (kept): each breaks the answer its own way, in the open.
 async def test_total_pages_disagreeing_with_total_count() -> None:
     fake = FakeArm({CLIENT: make_customers(30)})
     original = fake.handle

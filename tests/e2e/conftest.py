@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +21,28 @@ def sandbox() -> Iterator[SandboxHandle]:
         yield handle
 
 
+# Makes a worker's environment (extra AMILI_SYNC_*/OTEL_* settings as keywords).
+WorkerEnv = Callable[..., dict[str, str]]
+
+
 @pytest.fixture
-def worker(
+def e2e_env(
     kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
-) -> Iterator[WorkerProcess]:
-    env = worker_env(kafka_broker.bootstrap_servers, topic_prefix, sandbox, tmp_path / "state", free_port())
-    proc = WorkerProcess(env, tmp_path / "worker.log")
+) -> WorkerEnv:
+    """The environment of a worker on this test's broker, sandbox and topic prefix, its state under
+    `tmp_path/state` and a free health port, plus the settings given."""
+
+    def make(**extra: str) -> dict[str, str]:
+        return worker_env(
+            kafka_broker.bootstrap_servers, topic_prefix, sandbox, tmp_path / "state", free_port(), **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def worker(e2e_env: WorkerEnv, tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(e2e_env(), tmp_path / "worker.log")
     proc.start()
     yield proc
     proc.stop()

@@ -15,26 +15,19 @@ from service.sandbox.testing import SandboxHandle
 from testkit.kafka import TopicReader, send_request
 from testkit.oracle import change_identity, event_identity
 from testkit.sandbox import sandbox_changes
-from testkit.worker import WorkerProcess, free_port, worker_env
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
+from tests.e2e.conftest import WorkerEnv
 
 KILLS = int(os.environ.get("AMILI_TEST_KILLS", "10"))
 
 
 async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
     client = 4000
     rng = random.Random(20261124)
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
-        AMILI_SYNC_API__PAGE_SIZE="100",
-        AMILI_SYNC_KAFKA__GROUP_INSTANCE_ID="crash-worker-0",
-    )
+    env = e2e_env(AMILI_SYNC_API__PAGE_SIZE="100", AMILI_SYNC_KAFKA__GROUP_INSTANCE_ID="crash-worker-0")
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     bootstrap = kafka_broker.bootstrap_servers
@@ -53,6 +46,7 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
                 }
                 (await http.post(f"{sandbox.control_url}/faults", json=spec)).raise_for_status()
             for round_no in range(KILLS):
+                # The same kind of change mix as the fault suite's rounds (kept): each suite states its own mix.
                 changes = await sandbox_changes(
                     sandbox,
                     clientNo=client,

@@ -14,8 +14,9 @@ from service.sync.kinds import default_groups
 from testkit.kafka import TopicReader, send_request
 from testkit.oracle import change_identity, event_identity
 from testkit.sandbox import sandbox_customers, sandbox_update
-from testkit.worker import WorkerProcess, free_port, worker_env
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
+from tests.e2e.conftest import WorkerEnv
 
 CLIENT = 4300
 GROUPS = {**default_groups(), "credit_limit": ["limitAmount"]}
@@ -23,17 +24,10 @@ CUSTOM_TYPE = "amili.customer.credit_limit_changed.v1"
 
 
 async def test_a_custom_group_gets_its_topic_and_its_events(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    env = worker_env(
-        bootstrap,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
-        AMILI_SYNC_SYNC__GROUPS=json.dumps(GROUPS),
-    )
+    env = e2e_env(AMILI_SYNC_SYNC__GROUPS=json.dumps(GROUPS))
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     try:

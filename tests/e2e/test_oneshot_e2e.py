@@ -10,10 +10,12 @@ from pathlib import Path
 from service.sandbox.testing import SandboxHandle
 from testkit.kafka import TopicReader
 from testkit.sandbox import sandbox_changes
-from testkit.worker import ROOT, free_port, worker_env
+from testkit.worker import ROOT
 from tests.conftest import KafkaBroker
+from tests.e2e.conftest import WorkerEnv
 
 
+# A plain subprocess.run like other tests' (kept): the command and timeout are this test's own.
 def _sync(env: dict[str, str], client: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service", "sync", "--client", str(client)],
@@ -27,9 +29,9 @@ def _sync(env: dict[str, str], client: int) -> subprocess.CompletedProcess[str]:
 
 
 async def test_sync_command_publishes_baseline_then_changes_and_prints_a_summary(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
-    env = worker_env(kafka_broker.bootstrap_servers, topic_prefix, sandbox, tmp_path / "state", free_port())
+    env = e2e_env()
     first = _sync(env, 3200 + 1000)  # client 4200 is unknown to the sandbox: a clear failure
     assert first.returncode == 1
     assert "4200" in first.stderr
@@ -51,17 +53,9 @@ async def test_sync_command_publishes_baseline_then_changes_and_prints_a_summary
 
 
 def test_sync_command_shows_a_progress_bar_on_a_terminal(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
-        AMILI_SYNC_API__PAGE_SIZE="50",
-        AMILI_SYNC_LOG_LEVEL="WARNING",
-    )
+    env = e2e_env(AMILI_SYNC_API__PAGE_SIZE="50", AMILI_SYNC_LOG_LEVEL="WARNING")
     command = f"{shlex.quote(sys.executable)} -m service sync --client 3300"
     # `script` runs the command on a pseudo-terminal, as an operator's shell would
     out = subprocess.run(

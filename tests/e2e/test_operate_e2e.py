@@ -14,8 +14,9 @@ from aiokafka import AIOKafkaProducer
 from service.sandbox.testing import SandboxHandle
 from service.snapshot.store import encode_state
 from testkit.kafka import TopicReader, send_request
-from testkit.worker import WorkerProcess, free_port, worker_env
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
+from tests.e2e.conftest import WorkerEnv
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -29,17 +30,9 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_metrics_move_during_a_run(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
-        AMILI_SYNC_API__PAGE_SIZE="10",
-        AMILI_SYNC_SYNC__PROGRESS_INTERVAL="0.05",
-    )
+    env = e2e_env(AMILI_SYNC_API__PAGE_SIZE="10", AMILI_SYNC_SYNC__PROGRESS_INTERVAL="0.05")
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     try:
@@ -81,16 +74,9 @@ async def test_metrics_move_during_a_run(
 
 
 async def test_readyz_is_false_while_a_large_changelog_is_restored(
-    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path
+    kafka_broker: KafkaBroker, sandbox: SandboxHandle, topic_prefix: str, tmp_path: Path, e2e_env: WorkerEnv
 ) -> None:
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
-        AMILI_SYNC_TOPICS__PARTITIONS="1",
-    )
+    env = e2e_env(AMILI_SYNC_TOPICS__PARTITIONS="1")
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()  # creates the topics (1 partition), then leaves
     assert worker.stop() == 0

@@ -93,6 +93,7 @@ async def test_baseline_then_exactly_the_changes_then_nothing(
         result = (await reader.wait_results([second], timeout=240))[second]
         assert result["status"] == "succeeded", result
         assert_events_match_changes(reader.events_of(second), changes)
+        # The counts written out again (kept): an expected value is spelled out, not derived from the changes.
         assert result["counts"] == {
             "balance": 250,
             "address": 250,

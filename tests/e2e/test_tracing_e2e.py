@@ -24,8 +24,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from service.sandbox.testing import SandboxHandle
 from testkit.kafka import TopicReader
-from testkit.worker import WorkerProcess, free_port, worker_env
+from testkit.worker import WorkerProcess
 from tests.conftest import KafkaBroker
+from tests.e2e.conftest import WorkerEnv
 
 CLIENT = 3300  # read only: its baseline events are enough
 EVENT_TOPICS = ("balance-changed", "address-changed", "registration-status-changed", "lifecycle")
@@ -142,19 +143,16 @@ async def event_traceparents(bootstrap: str, prefix: str, request_id: str) -> li
     return found
 
 
+# Its parameter list is alike other signatures (tail's) in shape only (kept): fixtures, one per line.
 async def test_a_request_trace_continues_through_the_run_api_calls_transactions_and_events(
     kafka_broker: KafkaBroker,
     sandbox: SandboxHandle,
     topic_prefix: str,
     tmp_path: Path,
     otlp_receiver: OtlpReceiver,
+    e2e_env: WorkerEnv,
 ) -> None:
-    env = worker_env(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        sandbox,
-        tmp_path / "state",
-        free_port(),
+    env = e2e_env(
         AMILI_SYNC_API__PAGE_SIZE="50",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",

@@ -68,6 +68,7 @@ class FakeSource:
     streams: list[FakeStream] = field(default_factory=list)
     known_names: list[list[str]] = field(default_factory=list)  # what each read was taught
 
+    # The CustomerSource port's signature, repeated as a fake must.
     def read(
         self,
         client_no: int,
@@ -141,6 +142,7 @@ class FakeCache:
                 if name:
                     yield name
 
+    # Walks the records like SnapshotStore.apply (kept): a fake mirrors the port it stands in for.
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
     ) -> int:

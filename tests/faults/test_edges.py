@@ -19,11 +19,11 @@ from aiokafka.partitioner import murmur2
 
 from service.sandbox.testing import SandboxHandle
 from testkit.broker import LocalBroker
-from testkit.kafka import TopicReader, read_snapshot, send_request
-from testkit.oracle import Verdict, check
-from testkit.sandbox import sandbox_changes, sandbox_customers
+from testkit.kafka import TopicReader, send_request
+from testkit.oracle import Verdict
+from testkit.sandbox import sandbox_changes, sandbox_customer_numbers, sandbox_customers
 from testkit.worker import WorkerProcess
-from tests.faults.test_fault_suite import QUICK, TOTALS, _env, workers
+from tests.faults.test_fault_suite import QUICK, _env, record_totals, suite_verdict, workers
 
 REMOVED = "amili.customer.removed.v1"
 CREATED = "amili.customer.created.v1"
@@ -31,8 +31,6 @@ CREATED = "amili.customer.created.v1"
 
 async def exactly_once(
     scenario: str,
-    bootstrap: str,
-    prefix: str,
     sandbox: SandboxHandle,
     reader: TopicReader,
     client: int,
@@ -42,18 +40,9 @@ async def exactly_once(
     **counters: int,
 ) -> Verdict:
     """The suite's check, its totals line, and the assertion that it passed."""
+    # Same parameters as suite_verdict (kept): this adds the edge scenarios' totals and assertion.
     await reader.drain(2000)
-    verdict = check(
-        Verdict(scenario),
-        events=reader.data.events,
-        results=reader.data.results,
-        request_ids=request_ids,
-        changes=changes,
-        baseline_customers=baseline_customers,
-        snapshot=await read_snapshot(bootstrap, prefix),
-        current_customers=await sandbox_customers(sandbox, client),
-        client_no=client,
-    )
+    verdict = await suite_verdict(scenario, sandbox, reader, client, request_ids, changes, baseline_customers)
     totals = {
         "scenario": scenario,
         "runs": len(request_ids),
@@ -69,11 +58,15 @@ async def exactly_once(
         "snapshot_mismatches": len(verdict.snapshot_mismatches),
         **counters,
     }
-    with TOTALS.open("a") as f:
-        f.write(json.dumps(totals) + "\n")
-    print(f"fault suite: {totals}")
+    record_totals(totals)
     assert verdict.ok(), verdict.problems()
     return verdict
+
+
+async def next_result(reader: TopicReader, client: int, rids: list[str]) -> dict[str, Any]:
+    """One more fetch request for `client` (its id appended to `rids`); waits for its run result."""
+    rids.append(await send_request(reader.bootstrap, reader.prefix, client))
+    return (await reader.wait_results(rids[-1:], timeout=120))[rids[-1]]
 
 
 async def api(sandbox: SandboxHandle, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -93,9 +86,21 @@ async def sandbox_stats(sandbox: SandboxHandle) -> dict[str, Any]:
 
 
 def one_worker(
-    bootstrap: str, prefix: str, sandbox: SandboxHandle, tmp: Path, name: str, **env: str
+    bootstrap: str,
+    prefix: str,
+    sandbox: SandboxHandle,
+    tmp: Path,
+    name: str,
+    *,
+    inject: bool = False,
+    **env: str,
 ) -> WorkerProcess:
-    return WorkerProcess(_env(bootstrap, prefix, sandbox, tmp, name, **env), tmp / f"{name}.log")
+    """A worker process; `inject`: run it through tests/faults/inject.py (the AMILI_FAULTS_* hooks).
+    Its call sites look alike (kept): each spells out the settings its scenario turns."""
+    worker = WorkerProcess(_env(bootstrap, prefix, sandbox, tmp, name, **env), tmp / f"{name}.log")
+    if inject:
+        worker.module = "tests.faults.inject"
+    return worker
 
 
 async def test_remove_recreate_remove_gives_distinct_event_ids(
@@ -109,7 +114,7 @@ async def test_remove_recreate_remove_gives_distinct_event_ids(
     body = {"customerNo": "55000001", "name": "Kari Nordmann", "balanceTotal": 0, "currency": "NOK"}
     path = f"/clients/{client}/customers"
     async with workers(worker), TopicReader(bootstrap, topic_prefix) as reader:
-        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
+        baseline_customers = await sandbox_customer_numbers(sandbox, client)
         rids = [await send_request(bootstrap, topic_prefix, client)]
         await reader.wait_results(rids, timeout=120)
         changes: list[dict[str, Any]] = []
@@ -118,24 +123,14 @@ async def test_remove_recreate_remove_gives_distinct_event_ids(
             changes.append(
                 {"customerNo": body["customerNo"], "kind": "created", "before": None, "after": created}
             )
-            rids.append(await send_request(bootstrap, topic_prefix, client))
-            await reader.wait_results(rids[-1:], timeout=120)
+            await next_result(reader, client, rids)
             await api(sandbox, "DELETE", f"{path}/{body['customerNo']}")
             changes.append(
                 {"customerNo": body["customerNo"], "kind": "deleted", "before": created, "after": None}
             )
-            rids.append(await send_request(bootstrap, topic_prefix, client))
-            await reader.wait_results(rids[-1:], timeout=120)
+            await next_result(reader, client, rids)
         await exactly_once(
-            "remove/re-create/remove",
-            bootstrap,
-            topic_prefix,
-            sandbox,
-            reader,
-            client,
-            rids,
-            changes,
-            baseline_customers,
+            "remove/re-create/remove", sandbox, reader, client, rids, changes, baseline_customers
         )
         lifecycle = [e for e in reader.data.events if e["customerNo"] == body["customerNo"]]
     assert [e["type"] for e in lifecycle] == [CREATED, REMOVED] * (len(changes) // 2)
@@ -155,15 +150,15 @@ async def test_a_failure_after_the_last_commit_never_answers_a_request_twice(
         sandbox,
         tmp_path,
         "a",
+        inject=True,
         AMILI_FAULTS_FAIL_AFTER_COMMIT=str(failures),
         AMILI_SYNC_SYNC__RETRY_BACKOFF_INITIAL="0.2",
         # the first failure is already the last attempt: still no `failed` result on top
         AMILI_SYNC_SYNC__RETRY_ATTEMPTS="1",
     )
-    worker.module = "tests.faults.inject"
     worker.start()
     async with workers(worker), TopicReader(bootstrap, topic_prefix) as reader:
-        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
+        baseline_customers = await sandbox_customer_numbers(sandbox, client)
         rids = [await send_request(bootstrap, topic_prefix, client)]
         await reader.wait_results(rids, timeout=120)
         changes: list[dict[str, Any]] = []
@@ -171,13 +166,10 @@ async def test_a_failure_after_the_last_commit_never_answers_a_request_twice(
             changes += await sandbox_changes(
                 sandbox, clientNo=client, seed=2000 + round_no, balance=0.05, created=1, deleted=1
             )
-            rids.append(await send_request(bootstrap, topic_prefix, client))
-            await reader.wait_results(rids[-1:], timeout=120)
+            await next_result(reader, client, rids)
         await asyncio.sleep(3)  # time for any second answer to show up
         await exactly_once(
             "failure after the last commit",
-            bootstrap,
-            topic_prefix,
             sandbox,
             reader,
             client,
@@ -209,8 +201,7 @@ async def test_a_client_that_suddenly_reads_as_empty_is_held_without_a_single_ge
             await api(sandbox, "PUT", path, {"customerNo": c["customerNo"], "balanceTotal": 0})
             await api(sandbox, "DELETE", f"{path}/{c['customerNo']}")
         gets_before = sum((await sandbox_stats(sandbox))["byRoute"].get("one", {}).values())
-        rids.append(await send_request(bootstrap, topic_prefix, client))
-        held = (await reader.wait_results(rids[-1:], timeout=120))[rids[-1]]
+        held = await next_result(reader, client, rids)
         gets_after = sum((await sandbox_stats(sandbox))["byRoute"].get("one", {}).values())
         await reader.drain(2000)
         totals = {
@@ -219,9 +210,7 @@ async def test_a_client_that_suddenly_reads_as_empty_is_held_without_a_single_ge
             "events_checked": len(reader.data.events),
             "gets_sent": gets_after - gets_before,
         }
-        with TOTALS.open("a") as f:
-            f.write(json.dumps(totals) + "\n")
-        print(f"fault suite: {totals}")
+        record_totals(totals)
     assert held["status"] == "removals_held" and held["removalsHeld"] == len(everyone), held
     assert gets_after == gets_before, "GET-one requests were sent for a held run"
     # exactly-once: one baseline per customer, nothing else (the hold publishes no removal), one
@@ -245,15 +234,15 @@ async def test_a_request_failing_every_time_ends_failed_while_other_partitions_a
         sandbox,
         tmp_path,
         "a",
+        inject=True,
         AMILI_FAULTS_FAIL_CLIENT=str(failing),
         AMILI_SYNC_SYNC__RETRY_ATTEMPTS="3",
         AMILI_SYNC_SYNC__RETRY_BACKOFF_INITIAL="3",
         AMILI_SYNC_SYNC__RETRY_BACKOFF_MAX="6",
     )
-    worker.module = "tests.faults.inject"
     worker.start()
     async with workers(worker), TopicReader(bootstrap, topic_prefix) as reader:
-        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, other)]
+        baseline_customers = await sandbox_customer_numbers(sandbox, other)
         bad = await send_request(bootstrap, topic_prefix, failing)
         good = await send_request(bootstrap, topic_prefix, other)
         results = await reader.wait_results([bad, good], timeout=180)
@@ -262,15 +251,7 @@ async def test_a_request_failing_every_time_ends_failed_while_other_partitions_a
         order = [r["requestId"] for r in reader.data.results]
         dlq = [dict(r.headers) for r in reader.data.dlq]
         await exactly_once(
-            "request failing every time",
-            bootstrap,
-            topic_prefix,
-            sandbox,
-            reader,
-            other,
-            [good],
-            [],
-            baseline_customers,
+            "request failing every time", sandbox, reader, other, [good], [], baseline_customers
         )
         log = Counter(str(line.get("event")) for line in log_lines(worker))
     assert results[bad]["status"] == "failed" and "injected failure" in results[bad]["error"], results[bad]
@@ -319,7 +300,7 @@ async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_
     first = one_worker(bootstrap, topic_prefix, sandbox, tmp_path, "a")
     first.start()
     async with workers(first), TopicReader(bootstrap, topic_prefix) as reader:
-        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
+        baseline_customers = await sandbox_customer_numbers(sandbox, client)
         rids = [await send_request(bootstrap, topic_prefix, client)]
         await reader.wait_results(rids, timeout=120)
     gate = tmp_path / "restore-gate"
@@ -352,8 +333,6 @@ async def test_a_restore_failing_on_assignment_keeps_the_partition_paused_until_
         await reader.wait_results(rids[-1:], timeout=240)
         await exactly_once(
             "restore fails on assignment",
-            bootstrap,
-            topic_prefix,
             sandbox,
             reader,
             client,
@@ -408,7 +387,7 @@ async def test_a_partition_returning_after_compaction_removes_nothing_twice(
         },
     )
     async with TopicReader(bootstrap, topic_prefix) as reader:
-        baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
+        baseline_customers = await sandbox_customer_numbers(sandbox, client)
         rids = [await send_request(bootstrap, topic_prefix, client)]
         async with workers(a):
             await reader.wait_results(rids, timeout=120)
@@ -420,18 +399,14 @@ async def test_a_partition_returning_after_compaction_removes_nothing_twice(
                 changes += await sandbox_changes(
                     sandbox, clientNo=client, seed=4000 + round_no, balance=0.02, created=1, deleted=3
                 )
-                rids.append(await send_request(bootstrap, topic_prefix, client))
-                await reader.wait_results(rids[-1:], timeout=120)
+                await next_result(reader, client, rids)
             await asyncio.sleep(8)  # segments roll and the cleaner runs (log.cleaner.backoff.ms=1000)
         a.start()
         async with workers(a):
             changes += await sandbox_changes(sandbox, clientNo=client, seed=4100, balance=0.02, deleted=1)
-            rids.append(await send_request(bootstrap, topic_prefix, client))
-            await reader.wait_results(rids[-1:], timeout=120)
+            await next_result(reader, client, rids)
             await exactly_once(
                 "partition returns after compaction",
-                bootstrap,
-                topic_prefix,
                 sandbox,
                 reader,
                 client,

@@ -21,7 +21,13 @@ from service.sandbox.testing import SandboxHandle
 from testkit.broker import LocalBroker
 from testkit.kafka import TopicReader, read_snapshot, send_request
 from testkit.oracle import Verdict, change_identity, check, event_identity
-from testkit.sandbox import clear_faults, sandbox_changes, sandbox_customers, set_faults
+from testkit.sandbox import (
+    clear_faults,
+    sandbox_changes,
+    sandbox_customer_numbers,
+    sandbox_customers,
+    set_faults,
+)
 from testkit.worker import WorkerProcess, free_port, worker_env
 
 QUICK = os.environ.get("AMILI_FAULTS_QUICK") == "1"
@@ -41,6 +47,36 @@ async def workers(*procs: WorkerProcess) -> AsyncIterator[None]:
                 p.kill9()
 
 
+async def suite_verdict(
+    scenario: str,
+    sandbox: SandboxHandle,
+    reader: TopicReader,
+    client: int,
+    request_ids: list[str],
+    changes: list[dict[str, Any]],
+    baseline_customers: list[str],
+) -> Verdict:
+    """testkit/oracle.py's check of what `reader` saw, the compacted snapshot and the API's data now."""
+    return check(
+        Verdict(scenario),
+        events=reader.data.events,
+        results=reader.data.results,
+        request_ids=request_ids,
+        changes=changes,
+        baseline_customers=baseline_customers,
+        snapshot=await read_snapshot(reader.bootstrap, reader.prefix),
+        current_customers=await sandbox_customers(sandbox, client),
+        client_no=client,
+    )
+
+
+def record_totals(totals: dict[str, Any]) -> None:
+    """A scenario's totals: a line in the suite's totals file, and printed."""
+    with TOTALS.open("a") as f:
+        f.write(json.dumps(totals) + "\n")
+    print(f"fault suite: {totals}")
+
+
 async def run_rounds(
     scenario: str,
     bootstrap: str,
@@ -53,12 +89,13 @@ async def run_rounds(
     result_timeout: float = 240.0,
     counters: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Baseline, then `rounds` × (sandbox changes → request → `during_run` → result); then check."""
+    """Baseline, then `rounds` × (sandbox changes → request → `during_run` → result); then check.
+    Its call sites look alike (kept): each names its scenario, rounds and `during_run` in full."""
     expected: Counter[tuple[str, str, str]] = Counter()
     deleted: set[str] = set()
     request_ids: list[str] = []
     all_changes: list[dict[str, Any]] = []
-    baseline_customers = [str(c["customerNo"]) for c in await sandbox_customers(sandbox, client)]
+    baseline_customers = await sandbox_customer_numbers(sandbox, client)
     async with TopicReader(bootstrap, prefix) as reader:
         rid = await send_request(bootstrap, prefix, client)
         request_ids.append(rid)
@@ -91,16 +128,8 @@ async def run_rounds(
         per_request = Counter(r["requestId"] for r in reader.data.results)
         # the stricter check of testkit/oracle.py: also one baseline event per customer, no event
         # that no change explains, and the compacted snapshot equal to the API's data customer by customer
-        verdict = check(
-            Verdict(scenario),
-            events=reader.data.events,
-            results=reader.data.results,
-            request_ids=request_ids,
-            changes=all_changes,
-            baseline_customers=baseline_customers,
-            snapshot=await read_snapshot(bootstrap, prefix),
-            current_customers=await sandbox_customers(sandbox, client),
-            client_no=client,
+        verdict = await suite_verdict(
+            scenario, sandbox, reader, client, request_ids, all_changes, baseline_customers
         )
         totals = {
             "scenario": scenario,
@@ -117,9 +146,7 @@ async def run_rounds(
             "snapshot_mismatches": len(verdict.snapshot_mismatches),
             **(counters or {}),
         }
-        with TOTALS.open("a") as f:
-            f.write(json.dumps(totals) + "\n")
-        print(f"fault suite: {totals}")
+        record_totals(totals)
         assert not lost, f"lost {lost}"
         assert not duplicated, f"duplicated {duplicated}"
         assert removed <= deleted, f"wrong removals {removed - deleted}"

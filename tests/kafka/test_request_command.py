@@ -147,6 +147,7 @@ async def test_exit_code_is_non_zero_when_one_run_fails(
     assert '"status": "failed"' in out
 
 
+# Alike the test above in shape (kept): each test spells out the command line it runs.
 async def test_exit_code_when_every_run_succeeds_and_when_a_result_is_missing(
     kafka_broker: KafkaBroker, topics: TopicSettings
 ) -> None:

@@ -65,6 +65,7 @@ async def existing_topics(bootstrap: str, prefix: str) -> set[str]:
         await admin.close()
 
 
+# A plain subprocess.run like other tests' (kept): the command and timeout are this test's own.
 def run_worker_verify(bootstrap: str, prefix: str) -> tuple[int, list[dict[str, object]]]:
     """`amili-sync run` with manage=verify; (exit code, its JSON log lines)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AMILI_SYNC_", "OTEL_"))}

@@ -43,6 +43,7 @@ def promtool() -> Path:
     return path
 
 
+# Alike promtool() in shape (kept): each tool has its own variable, cache layout and check.
 @pytest.fixture(scope="session")
 def asyncapi_specs_dir() -> Path:
     given = os.environ.get("ASYNCAPI_SPECS_DIR")
