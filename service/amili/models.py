@@ -1,16 +1,20 @@
-"""Customer models (pydantic) and the read report.
+"""Customer models (msgspec structs, as the decoder fills them) and the read report.
 
-Parsing is tolerant, because the docs do not say whether empty fields are left out, sent as `null`
-or as `""` (`docs/amili-api.md`):
+A page is decoded in one step, straight from the bytes into these structs (`parsing`): the types
+below are exact and bounded, so an ordinary page needs nothing after the decoder. Reading is still
+tolerant, because the docs do not say whether empty fields are left out, sent as `null` or as `""`
+(`docs/amili-api.md`); a body the strict types refuse is read again by the tolerant models
+(`_tolerant`, pydantic), which accept, into these same structs:
 
 - every field but `customerNo` is optional and defaults to None;
-- unknown fields are kept (`extra="allow"`): they are in `model_extra` and in `model_dump()`;
+- unknown fields are kept: in `model_extra` (None when there are none) and in `as_json(...)`;
 - for dates, whole numbers and amounts, `""` reads as None (other string fields keep `""` as sent);
 - dates (`YYYY-MM-DD` in the API) are kept as the strings sent, not parsed: one odd date must not
   fail a page of a thousand customers, and the values stay JSON-native for the diff and the
   snapshot (`""` reads as None there too); amounts and rates (`balanceTotal`,
-  `limitAmount`, `discountRate`) are floats: a JSON number round-trips exactly through a float's
-  shortest repr, but compute money deltas with `Decimal(str(x))`, not with float arithmetic;
+  `limitAmount`, `discountRate`) are floats (a JSON integer too): a JSON number round-trips exactly
+  through a float's shortest repr, but compute money deltas with `Decimal(str(x))`, not with float
+  arithmetic;
 - `customerNo` (and any other string field) also accepts a JSON number and keeps it as a string.
 
 Bounds (a record or summary outside them fails validation, and so its page: nothing of a page that
@@ -36,10 +40,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from msgspec import Meta, Struct, field
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TEXT_CHARS = 10_000
@@ -49,10 +55,6 @@ MAX_CUSTOMER_NO_CHARS = 64
 MAX_PAGE_SIZE = 10_000
 MAX_TOTAL_PAGES = 100_000
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a full page of 1000 customers is ~1.5 MB
-
-
-def _none(_value: object) -> None:
-    return None
 
 
 def extra_problem(extra: dict[str, Any]) -> tuple[str, str] | None:
@@ -87,150 +89,174 @@ def _in_bounds(value: object, depth: int = 0) -> str | None:
     return None
 
 
-# 1..64 characters; no control characters, '/' or '\\'; no blank at either end (checked by the
-# regex engine of pydantic-core: a Python validator per customer costs a tenth of a page's parsing)
+def summary_problem(
+    limit: int | None, pages: int | None, total: int | None, current: int | None
+) -> str | None:
+    """Why a summary's numbers contradict each other or the bounds, or None."""
+    if limit is not None and not 1 <= limit <= MAX_PAGE_SIZE:
+        return f"pageSizeLimit {limit} is not within 1..{MAX_PAGE_SIZE}"
+    if limit is None and total:
+        return f"pageSizeLimit is missing while totalCount is {total}"
+    if pages is not None and pages > MAX_TOTAL_PAGES:
+        return f"totalPages {pages} is above {MAX_TOTAL_PAGES}"
+    if pages is not None and total is not None and pages > max(1, total):
+        return f"totalPages {pages} is more than totalCount {total} could fill"
+    if current is not None and limit is not None and current > limit:
+        return f"currentPageSize {current} is above pageSizeLimit {limit}"
+    return None
+
+
+# 1..64 characters; no control characters, '/' or '\\'; no blank at either end. Checked by the
+# decoder's regex (Python's `re`, where `\Z` is the end: `$` would also match before a final "\n");
+# the tolerant models use the same pattern with the end as pydantic-core's regex writes it.
 _UNSAFE = r"\x00-\x1f\x7f-\x9f/\\"
-CUSTOMER_NO_PATTERN = rf"^[^{_UNSAFE}\s](?:[^{_UNSAFE}]{{0,{MAX_CUSTOMER_NO_CHARS - 2}}}[^{_UNSAFE}\s])?$"
+_CUSTOMER_NO = rf"^[^{_UNSAFE}\s](?:[^{_UNSAFE}]{{0,{MAX_CUSTOMER_NO_CHARS - 2}}}[^{_UNSAFE}\s])?"
+CUSTOMER_NO_PATTERN = _CUSTOMER_NO + "$"
+
+# The types of the decoder: exact JSON types, bounded. Whatever they refuse goes to the tolerant path.
+Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+Finite = Annotated[float, Meta(ge=-sys.float_info.max, le=sys.float_info.max)]  # not inf, not NaN
+Text = Annotated[str, Meta(max_length=MAX_TEXT_CHARS)]
+TextList = Annotated[list[Text], Meta(max_length=MAX_LIST_ITEMS)]
+CustomerNo = Annotated[str, Meta(pattern=_CUSTOMER_NO + r"\Z")]
+
+# The unknown fields of an object (as the tolerant path found them), None when there are none. The
+# decoder never fills it: to it, this is a member of the type null under a name no API sends, and
+# an unknown field sends the whole body to the tolerant path.
+EXTRA_KEY = "(unknown fields)"
+if TYPE_CHECKING:
+    Extra = dict[str, Any] | None
+else:
+    Extra = None
 
 
-if TYPE_CHECKING:  # what the attributes hold after validation
-    OptDate = str | None
-    OptInt = int | None
-    OptFloat = float | None
-    Count = int | None
-    CustomerNo = str
-    StrList = list[str] | None
-else:  # "" is accepted as an empty value; the Python validator runs only for "" (left-to-right union)
-    _Empty = Annotated[Literal[""], AfterValidator(_none)]
-    _Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-    OptDate = Annotated[_Empty | str | None, Field(union_mode="left_to_right")]
-    OptInt = Annotated[_Int64 | _Empty | None, Field(union_mode="left_to_right")]
-    OptFloat = Annotated[float | _Empty | None, Field(union_mode="left_to_right")]
-    Count = Annotated[
-        Annotated[int, Field(ge=0, le=INT64_MAX)] | _Empty | None, Field(union_mode="left_to_right")
-    ]
-    CustomerNo = Annotated[str, Field(pattern=CUSTOMER_NO_PATTERN)]
-    StrList = Annotated[list[str], Field(max_length=MAX_LIST_ITEMS)] | None
+class _ApiStruct(Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Decoded API objects: plain attributes, no validation on construction (the decoder or the
+    tolerant models validated them), not tracked by the cyclic GC (decoded JSON holds no cycles)."""
 
 
-class _ApiModel(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-        coerce_numbers_to_str=True,
-        populate_by_name=True,
-        allow_inf_nan=False,
-        str_max_length=MAX_TEXT_CHARS,
-    )
+class PostalAddress(_ApiStruct):
+    addressLine1: Text | None = None
+    addressLine2: Text | None = None
+    addressLine3: Text | None = None
+    postalCode: Text | None = None
+    cityName: Text | None = None
+    countryText: Text | None = None
+    countryCode: Text | None = None
+    model_extra: Extra = field(default=None, name=EXTRA_KEY)
 
 
-class PostalAddress(_ApiModel):
-    addressLine1: str | None = None
-    addressLine2: str | None = None
-    addressLine3: str | None = None
-    postalCode: str | None = None
-    cityName: str | None = None
-    countryText: str | None = None
-    countryCode: str | None = None
+class Distribution(_ApiStruct):
+    type: Text | None = None
+    einvoiceCode: Int64 | None = None
+    peppolEndpointId: Text | None = None
+    peppolEndpointIdScheme: Text | None = None
+    model_extra: Extra = field(default=None, name=EXTRA_KEY)
 
 
-class Distribution(_ApiModel):
-    type: str | None = None
-    einvoiceCode: OptInt = None
-    peppolEndpointId: str | None = None
-    peppolEndpointIdScheme: str | None = None
-
-
-class Customer(_ApiModel):
+class Customer(_ApiStruct):
     """One ARM customer, as the list and GET-one endpoints return it."""
 
     # One declared field per API field: alike in shape by nature.
     customerNo: CustomerNo
-    clientNo: OptInt = None
-    accountNo: OptInt = None
-    name: str | None = None
-    informalName: str | None = None
-    customerGroupCode: str | None = None
-    customerCategory: str | None = None
-    registrationStatusCode: str | None = None
-    registrationStatusDate: OptDate = None
-    activeStatusWeb: str | None = None
-    organizationNo: str | None = None
-    organizationNoScheme: str | None = None
-    ssn: str | None = Field(None, repr=False)  # personal: kept out of repr()
-    ssnCountry: str | None = None
-    dateOfBirth: OptDate = Field(None, repr=False)
-    yearOfBirth: OptInt = None
-    phoneNo: str | None = None
-    secondaryPhoneNo: str | None = None
-    emailAddressDocument: StrList = None
-    secondaryEmailAddress: StrList = None
+    clientNo: Int64 | None = None
+    accountNo: Int64 | None = None
+    name: Text | None = None
+    informalName: Text | None = None
+    customerGroupCode: Text | None = None
+    customerCategory: Text | None = None
+    registrationStatusCode: Text | None = None
+    registrationStatusDate: Text | None = None
+    activeStatusWeb: Text | None = None
+    organizationNo: Text | None = None
+    organizationNoScheme: Text | None = None
+    ssn: Text | None = None  # personal: kept out of repr()
+    ssnCountry: Text | None = None
+    dateOfBirth: Text | None = None  # personal: kept out of repr()
+    yearOfBirth: Int64 | None = None
+    phoneNo: Text | None = None
+    secondaryPhoneNo: Text | None = None
+    emailAddressDocument: TextList | None = None
+    secondaryEmailAddress: TextList | None = None
     postalAddress: PostalAddress | None = None
-    postalAddressChanged: OptDate = None
-    postalReturnStatus: OptInt = None
-    postalReturnDate: OptDate = None
-    priceNetOrGross: str | None = None
-    language: str | None = None
-    usingLanguage: str | None = None
-    currency: str | None = None
-    sellerReference: str | None = None
-    buyerReference: str | None = None
-    bankAccountNo: str | None = None
-    dueDays: OptInt = None
+    postalAddressChanged: Text | None = None
+    postalReturnStatus: Int64 | None = None
+    postalReturnDate: Text | None = None
+    priceNetOrGross: Text | None = None
+    language: Text | None = None
+    usingLanguage: Text | None = None
+    currency: Text | None = None
+    sellerReference: Text | None = None
+    buyerReference: Text | None = None
+    bankAccountNo: Text | None = None
+    dueDays: Int64 | None = None
     vatLiable: bool | None = None
-    discountRate: OptFloat = None
-    limitAmount: OptFloat = None
-    customerMessage: str | None = None
-    stopReminderUntil: OptDate = None
-    stopDebtCollectionUntil: OptDate = None
-    stopInterestCalcUntil: OptDate = None
+    discountRate: Finite | None = None
+    limitAmount: Finite | None = None
+    customerMessage: Text | None = None
+    stopReminderUntil: Text | None = None
+    stopDebtCollectionUntil: Text | None = None
+    stopInterestCalcUntil: Text | None = None
     distribution: Distribution | None = None
-    efakturaBlockIds: StrList = None
-    peppolBlockIds: StrList = None
-    digipostBlockIds: StrList = None
-    arRules: StrList = None
-    naceCodes: StrList = None
-    districtCodes: StrList = None
-    parentCustomerNo: str | None = None
-    parentOrganizationNo: str | None = None
-    customerKid: str | None = None
-    balanceTotal: OptFloat = None
+    efakturaBlockIds: TextList | None = None
+    peppolBlockIds: TextList | None = None
+    digipostBlockIds: TextList | None = None
+    arRules: TextList | None = None
+    naceCodes: TextList | None = None
+    districtCodes: TextList | None = None
+    parentCustomerNo: Text | None = None
+    parentOrganizationNo: Text | None = None
+    customerKid: Text | None = None
+    balanceTotal: Finite | None = None
+    model_extra: Extra = field(default=None, name=EXTRA_KEY)
+
+    def __repr__(self) -> str:
+        shown = (f"{n}={getattr(self, n)!r}" for n in self.__struct_fields__ if n not in _PERSONAL)
+        return f"Customer({', '.join(shown)})"
 
 
-class Summary(_ApiModel):
+_PERSONAL = frozenset({"ssn", "dateOfBirth"})
+
+# The API's fields of a customer (the extras' slot is not one of them).
+DECLARED_FIELDS = frozenset(Customer.__struct_fields__) - {"model_extra"}
+
+
+class Summary(_ApiStruct):
     """The `summary` object of a list response. Missing numbers are treated as protocol errors by the
-    reader where it needs them; `nextPage` may be absent, null or empty (the reader never follows it)."""
+    reader where it needs them; `nextPage` may be absent, null or empty (the reader never follows it).
+    `summary_problem` holds what its numbers must satisfy."""
 
-    pageNo: Count = None
-    currentPageSize: Count = None
-    pageSizeLimit: Count = None
-    totalPages: Count = None
-    totalCount: Count = None
-    maximumCount: Count = None
-    nextPage: str | None = None
-    lastPage: str | None = None
-    queryId: str | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Summary:
-        limit, pages, total = self.pageSizeLimit, self.totalPages, self.totalCount
-        if limit is not None and not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"pageSizeLimit {limit} is not within 1..{MAX_PAGE_SIZE}")
-        if limit is None and total:
-            raise ValueError(f"pageSizeLimit is missing while totalCount is {total}")
-        if pages is not None and pages > MAX_TOTAL_PAGES:
-            raise ValueError(f"totalPages {pages} is above {MAX_TOTAL_PAGES}")
-        if pages is not None and total is not None and pages > max(1, total):
-            raise ValueError(f"totalPages {pages} is more than totalCount {total} could fill")
-        if self.currentPageSize is not None and limit is not None and self.currentPageSize > limit:
-            raise ValueError(f"currentPageSize {self.currentPageSize} is above pageSizeLimit {limit}")
-        return self
+    pageNo: Count | None = None
+    currentPageSize: Count | None = None
+    pageSizeLimit: Count | None = None
+    totalPages: Count | None = None
+    totalCount: Count | None = None
+    maximumCount: Count | None = None
+    nextPage: Text | None = None
+    lastPage: Text | None = None
+    queryId: Text | None = None
 
 
-class CustomerList(_ApiModel):
+class CustomerList(_ApiStruct):
     """A whole list response: `{"summary": {...}, "customers": [...]}`."""
 
     summary: Summary
-    customers: list[Customer] = Field(default_factory=list)
+    customers: list[Customer] = field(default_factory=list)
+
+
+def as_json(value: Any) -> Any:
+    """A decoded value as plain JSON values: structs as objects with every declared field (None
+    included) and their unknown fields, like the API object they were read from."""
+    if isinstance(value, Struct):
+        out = {
+            name: as_json(getattr(value, name)) for name in value.__struct_fields__ if name != "model_extra"
+        }
+        extra = getattr(value, "model_extra", None)
+        return {**out, **extra} if extra else out
+    if isinstance(value, list):
+        return [as_json(v) for v in value]
+    return value
 
 
 @dataclass(slots=True)
@@ -279,20 +305,20 @@ class ReadReport:
     """
 
     client_no: int = 0
-    filters: dict[str, str] = field(default_factory=dict)
+    filters: dict[str, str] = dataclass_field(default_factory=dict)
     pages_read: int = 0
     pages_total: int = 0
     slices: int = 0
     customers: int = 0
-    retries: dict[str, int] = field(default_factory=dict)
-    api_calls: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = dataclass_field(default_factory=dict)
+    api_calls: dict[str, int] = dataclass_field(default_factory=dict)
     truncated: bool = False
     coverage: Coverage = "unproven"
     complete: bool = False
     expected_total: int | None = None
     discarded_pages: int = 0
     query_restarts: int = 0
-    coverage_notes: list[str] = field(default_factory=list)
+    coverage_notes: list[str] = dataclass_field(default_factory=list)
     api_requests: int = 0
     requests_per_1000: float | None = None
     splits: int = 0
@@ -301,7 +327,7 @@ class ReadReport:
     empty_slices: int = 0
     unreachable: int | None = None
     gap_count: int = 0
-    gaps: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[dict[str, Any]] = dataclass_field(default_factory=list)
     known_names: int = 0
     customerno_prefix: bool | None = None
 

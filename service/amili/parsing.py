@@ -1,33 +1,50 @@
 """Turning response bodies into models.
 
-Two ways were measured (`bench/client_bench.py`, 1000-customer pages of the sandbox):
-`CustomerList.model_validate_json(body)` (pydantic-core parses the bytes itself, no intermediate
-dicts) and `orjson.loads(body)` followed by `CustomerList.model_validate(data)`. The first is the
-faster one here (see the benchmark output), so it is the default; `parse_list_orjson` stays for the
-benchmark. Both tell a body that is not JSON (retried: `Malformed`; a truncated body or invalid
-UTF-8 is that too) from JSON of the wrong shape or outside the bounds of `models` (not retried:
-`AmiliBadData`, naming the client, the page and the field).
+Every body is decoded first by one msgspec decoder straight from the bytes into the structs of
+`models` (`Customer`, `CustomerList`): no intermediate dicts, the types exact, every bound checked by
+the decoder itself (64-bit integers, finite numbers, string and list lengths, the customerNo
+pattern) and unknown fields refused. That is the path of an ordinary page, and it costs about what
+`orjson.loads` of the same bytes costs (`bench/decode_bench.py`); the summary's cross-field checks
+(`summary_problem`) are the only Python step after it.
 
-The bounds of unknown fields are checked here, after validation, rather than by a model validator:
-a Python validator per customer costs a quarter of a page's parsing, this loop a fraction of that.
+A body the strict decoder refuses is read again by the tolerant models (`_tolerant`, pydantic:
+the reference for what the API may send): values that need the tolerance (`""` for an empty
+number, a number for a string, unknown fields) are accepted there and turned into the same structs;
+anything else fails there, with the error the tolerant models give. So both outcomes are the ones of
+the tolerant reading, and only their speed depends on the path. They tell a body that is not JSON
+(retried: `Malformed`; a truncated body or invalid UTF-8 is that too) from JSON of the wrong shape or
+outside the bounds (not retried: `AmiliBadData`, naming the client, the page and the field).
+
+The bounds of unknown fields are checked on the tolerant path, after validation, rather than by a
+model validator: a Python validator per customer costs a quarter of a page's parsing, this loop a
+fraction of that.
+
+`parse_list_orjson` (`orjson.loads` and the tolerant models) stays for the benchmarks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from . import _tolerant as tolerant
 from ._http import Malformed
 from .errors import AmiliBadData
-from .models import MAX_BODY_BYTES, Customer, CustomerList, extra_problem
+from .models import MAX_BODY_BYTES, Customer, CustomerList, extra_problem, summary_problem
+
+__all__ = ["parse_customer", "parse_list", "parse_list_orjson", "parse_list_tolerant"]
 
 _JSON_ERRORS = {"json_invalid", "json_type"}
 # JSON the parser refuses for what it is, not for how it arrived: retrying cannot help
 _DETERMINISTIC = ("recursion limit",)
 # the names pydantic gives the members of a union in an error's location, not fields
 _UNION_TAGS = {"float", "int", "str", "bool", "none", "list", "dict"}
+
+_LIST = msgspec.json.Decoder(CustomerList)
+_ONE = msgspec.json.Decoder(Customer)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -55,12 +72,12 @@ def _check_size(body: bytes, what: str) -> None:
         raise AmiliBadData(what, "body", f"{len(body)} bytes, more than {MAX_BODY_BYTES}")
 
 
-def _check_extras(answer: CustomerList, what: str) -> None:
+def _check_extras(answer: tolerant.CustomerList, what: str) -> None:
     for i, customer in enumerate(answer.customers):
         _check_customer_extras(customer, what, f"customers[{i}]")
 
 
-def _check_customer_extras(customer: Customer, what: str, where: str) -> None:
+def _check_customer_extras(customer: tolerant.Customer, what: str, where: str) -> None:
     parts: tuple[tuple[str, BaseModel | None], ...] = (
         ("", customer),
         (".postalAddress", customer.postalAddress),
@@ -76,9 +93,23 @@ def _check_customer_extras(customer: Customer, what: str, where: str) -> None:
 
 
 def parse_list(body: bytes, what: str = "customer list") -> CustomerList:
+    """A list page: decoded strictly, or (when the decoder refuses it) by the tolerant models."""
     _check_size(body, what)
     try:
-        answer = CustomerList.model_validate_json(body)
+        answer = _LIST.decode(body)
+    except msgspec.MsgspecError:
+        return parse_list_tolerant(body, what)
+    s = answer.summary
+    if summary_problem(s.pageSizeLimit, s.totalPages, s.totalCount, s.currentPageSize) is not None:
+        return parse_list_tolerant(body, what)  # raises, naming the problem as the tolerant path does
+    return answer
+
+
+def parse_list_tolerant(body: bytes, what: str = "customer list") -> CustomerList:
+    """A list page read by the tolerant models (pydantic parsing the bytes itself), as structs."""
+    _check_size(body, what)
+    try:
+        answer = tolerant.CustomerList.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if errors and errors[0]["type"] in _JSON_ERRORS:
@@ -87,27 +118,32 @@ def parse_list(body: bytes, what: str = "customer list") -> CustomerList:
             raise Malformed(f"{what}: {errors[0]['msg']} (body of {len(body)} bytes)") from None
         raise _shape_error(what, exc) from None
     _check_extras(answer, what)
-    return answer
+    return tolerant.to_customer_list(answer)
 
 
 def parse_list_orjson(body: bytes, what: str = "customer list") -> CustomerList:
+    """`orjson.loads`, then the tolerant models (for the benchmarks)."""
     _check_size(body, what)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Malformed(f"{what}: {exc.msg} (body of {len(body)} bytes)") from None
     try:
-        answer = CustomerList.model_validate(data)
+        answer = tolerant.CustomerList.model_validate(data)
     except ValidationError as exc:
         raise _shape_error(what, exc) from None
     _check_extras(answer, what)
-    return answer
+    return tolerant.to_customer_list(answer)
 
 
 def parse_customer(body: bytes, what: str = "customer") -> Customer:
     """GET one customer: the customer object itself, or wrapped as `{"customer": {...}}` or as a
     one-element `{"customers": [...]}` list (the docs show no example; all three are accepted)."""
     _check_size(body, what)
+    try:
+        return _ONE.decode(body)
+    except msgspec.MsgspecError:
+        pass  # wrapped, tolerated or bad: the tolerant path tells which
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -120,8 +156,8 @@ def parse_customer(body: bytes, what: str = "customer") -> Customer:
         elif isinstance(data.get("customers"), list) and len(data["customers"]) == 1:
             data = data["customers"][0]
     try:
-        customer = Customer.model_validate(data)
+        customer = tolerant.Customer.model_validate(data)
     except ValidationError as exc:
         raise _shape_error(what, exc) from None
     _check_customer_extras(customer, what, "customer")
-    return customer
+    return tolerant.to_customer(customer)

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from service import tracing
-from service.amili.models import Customer, ReadReport
+from service.amili.models import DECLARED_FIELDS, Customer, ReadReport
 from service.config import Settings
 from service.engine.extract import customer_state
 from service.engine.ports import (
@@ -93,7 +93,7 @@ class SyncEngine:
         self.source = source
         self.rules = TrackingRules.from_config(settings.sync.groups, settings.sync.include_personal_fields)
         self._fields = self.rules.state_fields()
-        self._declared = frozenset(Customer.model_fields)
+        self._declared = DECLARED_FIELDS
         # A transaction covers `pages_per_transaction` pages' worth of customers (full pages of
         # `page_size`): slices end in short pages, and a 1,000,000-customer client read in name
         # slices averages ~150 customers a page; a transaction per short page cost more in Kafka

@@ -28,6 +28,7 @@ from service.amili import (
     AmiliQueryExpired,
     CustomerRead,
 )
+from service.amili.models import as_json
 from service.config import ApiSettings
 from service.sandbox.testing import SandboxHandle, running_sandbox
 from testkit.sandbox import sandbox_api_settings
@@ -145,7 +146,7 @@ async def read_everything(read: CustomerRead) -> dict[str, dict[str, Any]]:
     async for page in read:
         for customer in page.customers:
             assert customer.customerNo not in seen, f"{customer.customerNo} read twice"
-            seen[customer.customerNo] = customer.model_dump(mode="json")
+            seen[customer.customerNo] = as_json(customer)
     return seen
 
 

@@ -9,23 +9,28 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from service.amili.models import Customer, Page, ReadReport
+from service.amili.parsing import parse_customer
 from service.engine.ports import Committed, OutRecord, RequestPosition
 from service.sync.diff import StoredState
 from service.sync.records import ClientMeta, decode_state, is_removed, parse_key
 
 
 def customer(no: str | int, balance: float = 100.0, city: str = "Oslo", **extra: Any) -> Customer:
-    return Customer.model_validate(
-        {
-            "customerNo": str(no),
-            "accountNo": int(no) if str(no).isdigit() else 1,
-            "balanceTotal": balance,
-            "currency": "NOK",
-            "postalAddress": {"addressLine1": f"Gate {no}", "postalCode": "0150", "cityName": city},
-            "registrationStatusCode": "A",
-            **extra,
-        }
+    return parse_customer(
+        orjson.dumps(
+            {
+                "customerNo": str(no),
+                "accountNo": int(no) if str(no).isdigit() else 1,
+                "balanceTotal": balance,
+                "currency": "NOK",
+                "postalAddress": {"addressLine1": f"Gate {no}", "postalCode": "0150", "cityName": city},
+                "registrationStatusCode": "A",
+                **extra,
+            }
+        )
     )
 
 
