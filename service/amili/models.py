@@ -118,17 +118,19 @@ Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
 Count = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 Finite = Annotated[float, Meta(ge=-sys.float_info.max, le=sys.float_info.max)]  # not inf, not NaN
 Text = Annotated[str, Meta(max_length=MAX_TEXT_CHARS)]
+Date = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_CHARS)]  # "" is None: the tolerant path
 TextList = Annotated[list[Text], Meta(max_length=MAX_LIST_ITEMS)]
 CustomerNo = Annotated[str, Meta(pattern=_CUSTOMER_NO + r"\Z")]
 
 # The unknown fields of an object (as the tolerant path found them), None when there are none. The
-# decoder never fills it: to it, this is a member of the type null under a name no API sends, and
-# an unknown field sends the whole body to the tolerant path.
+# decoder never fills it: to the decoder, it is a member that no JSON value satisfies (an integer
+# >= 1 and <= 0), so the name sent by the API is an unknown field like any other, and an unknown
+# field sends the whole body to the tolerant path.
 EXTRA_KEY = "(unknown fields)"
 if TYPE_CHECKING:
     Extra = dict[str, Any] | None
 else:
-    Extra = None
+    Extra = Annotated[int, Meta(ge=1, le=0)]
 
 
 class _ApiStruct(Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -167,22 +169,22 @@ class Customer(_ApiStruct):
     customerGroupCode: Text | None = None
     customerCategory: Text | None = None
     registrationStatusCode: Text | None = None
-    registrationStatusDate: Text | None = None
+    registrationStatusDate: Date | None = None
     activeStatusWeb: Text | None = None
     organizationNo: Text | None = None
     organizationNoScheme: Text | None = None
     ssn: Text | None = None  # personal: kept out of repr()
     ssnCountry: Text | None = None
-    dateOfBirth: Text | None = None  # personal: kept out of repr()
+    dateOfBirth: Date | None = None  # personal: kept out of repr()
     yearOfBirth: Int64 | None = None
     phoneNo: Text | None = None
     secondaryPhoneNo: Text | None = None
     emailAddressDocument: TextList | None = None
     secondaryEmailAddress: TextList | None = None
     postalAddress: PostalAddress | None = None
-    postalAddressChanged: Text | None = None
+    postalAddressChanged: Date | None = None
     postalReturnStatus: Int64 | None = None
-    postalReturnDate: Text | None = None
+    postalReturnDate: Date | None = None
     priceNetOrGross: Text | None = None
     language: Text | None = None
     usingLanguage: Text | None = None
@@ -195,9 +197,9 @@ class Customer(_ApiStruct):
     discountRate: Finite | None = None
     limitAmount: Finite | None = None
     customerMessage: Text | None = None
-    stopReminderUntil: Text | None = None
-    stopDebtCollectionUntil: Text | None = None
-    stopInterestCalcUntil: Text | None = None
+    stopReminderUntil: Date | None = None
+    stopDebtCollectionUntil: Date | None = None
+    stopInterestCalcUntil: Date | None = None
     distribution: Distribution | None = None
     efakturaBlockIds: TextList | None = None
     peppolBlockIds: TextList | None = None
