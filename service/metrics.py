@@ -16,6 +16,11 @@ API_REQUEST_SECONDS = Histogram(
     ["route", "status"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PAGES_TOLERANT = Counter(
+    "amili_sync_pages_tolerant_total",
+    "ARM answers the strict decoder refused and the tolerant models read (or refused): such an answer "
+    "costs about 3x the decoding of an ordinary one",
+)
 API_RETRIES = Counter("amili_sync_api_retries_total", "ARM API call retries by cause", ["cause"])
 SLICES = Counter(
     "amili_sync_slices_total", "Query slices read because of the maximumCount cap", ["client_no"]

@@ -30,10 +30,15 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from service.logs import get_logger
+from service.metrics import PAGES_TOLERANT
+
 from . import _tolerant as tolerant
 from ._http import Malformed
 from .errors import AmiliBadData
 from .models import MAX_BODY_BYTES, Customer, CustomerList, extra_problem, summary_problem
+
+log = get_logger(__name__)
 
 __all__ = ["parse_customer", "parse_list", "parse_list_orjson", "parse_list_tolerant"]
 
@@ -97,12 +102,28 @@ def parse_list(body: bytes, what: str = "customer list") -> CustomerList:
     _check_size(body, what)
     try:
         answer = _LIST.decode(body)
-    except msgspec.MsgspecError:
+    except msgspec.MsgspecError as exc:
+        _refused(exc)
         return parse_list_tolerant(body, what)
     s = answer.summary
     if summary_problem(s.pageSizeLimit, s.totalPages, s.totalCount, s.currentPageSize) is not None:
         return parse_list_tolerant(body, what)  # raises, naming the problem as the tolerant path does
     return answer
+
+
+_told = False
+
+
+def _refused(exc: msgspec.MsgspecError) -> None:
+    """Count an answer the strict decoder refused; say why once per process. When the API keeps
+    sending something the strict types do not take (a field that is not declared, `""` for an
+    empty number), every page costs the tolerant path: declare it in both models to win it back."""
+    global _told
+    PAGES_TOLERANT.inc()
+    if not _told:
+        _told = True
+        # msgspec names the type and the path of the value, never the value itself
+        log.info("amili.tolerant_decode", reason=str(exc)[:300])
 
 
 def parse_list_tolerant(body: bytes, what: str = "customer list") -> CustomerList:
@@ -142,8 +163,8 @@ def parse_customer(body: bytes, what: str = "customer") -> Customer:
     _check_size(body, what)
     try:
         return _ONE.decode(body)
-    except msgspec.MsgspecError:
-        pass  # wrapped, tolerated or bad: the tolerant path tells which
+    except msgspec.MsgspecError as exc:
+        _refused(exc)  # wrapped, tolerated or bad: the tolerant path tells which
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

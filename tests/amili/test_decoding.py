@@ -16,6 +16,7 @@ from service.amili._http import Malformed
 from service.amili.errors import AmiliBadData
 from service.amili.models import Customer, as_json
 from service.amili.parsing import parse_customer, parse_list, parse_list_tolerant
+from service.metrics import PAGES_TOLERANT
 
 PAIRS = [
     (models.Customer, tolerant.Customer),
@@ -167,3 +168,12 @@ def test_personal_fields_stay_out_of_repr() -> None:
     assert customer.ssn == "01017012345"
     assert "01017012345" not in repr(customer) and "1970-01-01" not in repr(customer)
     assert "customerNo='7'" in repr(customer)
+
+
+def test_an_answer_the_strict_decoder_refuses_is_counted() -> None:
+    before = PAGES_TOLERANT._value.get()
+    parse_list(orjson.dumps(PAGE))
+    assert PAGES_TOLERANT._value.get() == before
+    parse_list(_with((*C0, "newField"), 1))
+    parse_customer(orjson.dumps({"customer": {"customerNo": "7"}}))
+    assert PAGES_TOLERANT._value.get() == before + 2
