@@ -17,8 +17,9 @@ and for the tracked state of every customer of those pages (`customer_state` wit
 groups), and the whole unchanged check of the engine (state, its JSON, the comparison with the
 stored bytes, see `service.engine.run`):
 
-- `state (pydantic models)`: the engine's extraction as it was when it read pydantic models;
-- `state (structs)` and `unchanged check (structs)`: as it is now.
+- `state: pydantic models (before)` and `unchanged check (before)`: the engine's extraction as it
+  was when it read pydantic models;
+- `state: structs (now)` and `unchanged check (now)`: as it is now.
 
 Times are CPU seconds of this process under the worker's garbage-collector settings
 (`service.tuning.tune_gc`). The machine is shared: compare the lines of one run with each other, not across runs.
@@ -125,6 +126,10 @@ def measure(bodies: list[bytes], rounds: int) -> dict[str, float]:
         for c, raw in zip(structs, stored, strict=True):
             assert stores_state(raw, orjson.dumps(customer_state(c, names, DECLARED_FIELDS)))
 
+    def unchanged_before() -> None:
+        for m, raw in zip(models, stored, strict=True):
+            assert stores_state(raw, orjson.dumps(_pydantic_state(m, names, declared_models)))
+
     ways: dict[str, Callable[[], object]] = {
         "decode: orjson.loads (dicts, no models)": lambda: [orjson.loads(b) for b in bodies],
         "decode: msgspec.json.decode (dicts, no models)": lambda: [msgspec.json.decode(b) for b in bodies],
@@ -136,6 +141,7 @@ def measure(bodies: list[bytes], rounds: int) -> dict[str, float]:
             _pydantic_state(m, names, declared_models) for m in models
         ],
         "state: structs (now)": lambda: [customer_state(c, names, DECLARED_FIELDS) for c in structs],
+        "unchanged check: state + JSON + compare (before)": unchanged_before,
         "unchanged check: state + JSON + compare (now)": unchanged,
     }
     return {name: _median_us(run, customers, rounds) for name, run in ways.items()}
