@@ -1,8 +1,9 @@
 """Amili ARM API adapter: an async client that reads a client's customers completely.
 
 See `client.py` (the client), `reader.py` (paging, slicing, guards, coverage), `slicing.py` (the
-slicing strategies and their assumptions), `_http.py` (retries, Retry-After, rate limit) and
-`auth.py` (tokens).
+slicing strategies and their assumptions), `_http.py` (retries, Retry-After, rate limit),
+`auth.py` (tokens), `models.py` and `parsing.py` (answers decoded into bounded structs) and
+`_tolerant.py` (the tolerant reading of what the strict decoder refuses).
 """
 
 from .client import AmiliClient, CustomerRead
