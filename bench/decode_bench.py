@@ -22,14 +22,17 @@ stored bytes, see `service.engine.run`):
 - `state: structs (now)` and `unchanged check (now)`: as it is now.
 
 Times are CPU seconds of this process under the worker's garbage-collector settings
-(`service.tuning.tune_gc`). The machine is shared: compare the lines of one run with each other, not across runs.
+(`service.tuning.tune_gc`). Last, what one decoded page holds in memory (tracemalloc) and how many of its objects the cyclic GC
+tracks (structs are not tracked; their lists are). The machine is shared: compare the lines of one run with each other, not across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +150,25 @@ def measure(bodies: list[bytes], rounds: int) -> dict[str, float]:
     return {name: _median_us(run, customers, rounds) for name, run in ways.items()}
 
 
+def page_footprint(body: bytes) -> dict[str, tuple[int, int]]:
+    """(KiB allocated, objects tracked by the cyclic GC) of one decoded page, before and now."""
+    ways: dict[str, Callable[[], object]] = {
+        "pydantic models (before)": lambda: tolerant.CustomerList.model_validate_json(body),
+        "structs (now)": lambda: parse_list(body),
+    }
+    out = {}
+    for name, decode in ways.items():
+        gc.collect()
+        tracked = len(gc.get_objects())
+        tracemalloc.start()
+        page = decode()
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        out[name] = (size // 1024, len(gc.get_objects()) - tracked)
+        del page
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pages", type=int, default=10)
@@ -164,6 +186,9 @@ def main() -> None:
     for name, us in results.items():
         ratio = f"{raw / us:6.2f} x orjson.loads" if name.startswith("decode") else ""
         print(f"  {name:<50} {us:7.2f} µs/customer  {ratio}")
+    print("one decoded page held in memory:")
+    for name, (kib, tracked) in page_footprint(bodies[0]).items():
+        print(f"  {name:<50} {kib:7,} KiB, {tracked:,} objects tracked by the GC")
 
 
 if __name__ == "__main__":
