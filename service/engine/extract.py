@@ -30,8 +30,12 @@ def _struct_state(value: PostalAddress | Distribution) -> Any:
     types say so), so without unknown fields the state is its non-empty values as they are."""
     if value.model_extra:
         return normalize(as_json(value))
-    fields = _NESTED_FIELDS[type(value)]
-    return {k: v for k in fields if (v := getattr(value, k)) is not None and v != ""} or None
+    out: dict[str, Any] = {}
+    for key in _NESTED_FIELDS[type(value)]:  # a plain loop: faster here than a comprehension
+        item = getattr(value, key)
+        if item is not None and item != "":
+            out[key] = item
+    return out or None
 
 
 _NESTED = (PostalAddress, Distribution)
