@@ -30,6 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.raw_floor import ListRecorder
 from service.amili import AmiliClient
 from service.amili.models import CustomerList
 from service.amili.parsing import parse_list, parse_list_orjson
@@ -39,9 +40,16 @@ CLIENT_NO = 2218
 
 
 async def measure_floor_async(
-    base_url: str, settings: ApiSettings, client_no: int, concurrency: int, *, profile: bool = False
+    base_url: str,
+    settings: ApiSettings,
+    client_no: int,
+    concurrency: int,
+    *,
+    profile: bool = False,
+    recorder: ListRecorder | None = None,
 ) -> dict[str, Any]:
-    """Read every customer of `client_no` once; return throughput and where the time went."""
+    """Read every customer of `client_no` once; return throughput and where the time went.
+    With a `recorder`, every list request the read sends is recorded (the raw floor replays them)."""
     tuned = settings.model_copy(
         update={
             "base_url": base_url,
@@ -50,7 +58,8 @@ async def measure_floor_async(
         }
     )
     profiler = None
-    async with AmiliClient(tuned) as amili:
+    transport = recorder.transport(tuned) if recorder is not None else None
+    async with AmiliClient(tuned, transport=transport) as amili:
         await amili.get_customer(client_no, "0")  # token and a warm connection, outside the timing
         if profile:
             from pyinstrument import Profiler
@@ -77,6 +86,10 @@ async def measure_floor_async(
         "pages": report.pages_read,
         "api_calls": sum(report.api_calls.values()),
         "slices": report.slices,
+        "slice_queries": report.slice_queries,
+        "probe_queries": report.probe_queries,
+        "api_requests": report.api_requests,
+        "requests_per_1000": report.requests_per_1000,
         "coverage": report.coverage,
         "retries": dict(report.retries),
     }
@@ -85,9 +98,15 @@ async def measure_floor_async(
     return result
 
 
-def measure_floor(base_url: str, settings: ApiSettings, client_no: int, concurrency: int) -> dict[str, Any]:
+def measure_floor(
+    base_url: str,
+    settings: ApiSettings,
+    client_no: int,
+    concurrency: int,
+    recorder: ListRecorder | None = None,
+) -> dict[str, Any]:
     """Synchronous `measure_floor_async` (runs its own event loop)."""
-    return asyncio.run(measure_floor_async(base_url, settings, client_no, concurrency))
+    return asyncio.run(measure_floor_async(base_url, settings, client_no, concurrency, recorder=recorder))
 
 
 async def fetch_raw_pages(settings: ApiSettings, client_no: int, pages: int) -> list[bytes]:
