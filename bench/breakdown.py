@@ -3,9 +3,8 @@ each sample given to one part of the work by the code it was in.
 
 The worker process of each measured run (first sync and steady state) is sampled by py-spy
 (`--nonblocking`, so the process is never paused; its subprocesses and threads included; idle
-samples, i.e. waiting in the event loop's `select`, left out). Each sample is one slice of CPU time
-(1 / rate seconds); it goes to the part of the first frame, from the innermost outwards, that a
-rule below names:
+samples, i.e. waiting in the event loop's `select`, left out). Each sample goes to the part of the
+first frame, from the innermost outwards, that a rule below names:
 
   decode      the page's JSON turned into customers: `service/amili/` parsing, models, decoders
   state       the tracked state of a customer (`service/engine/extract.py`, `service/sync/state.py`)
@@ -22,9 +21,15 @@ rule below names:
 
 A sample whose innermost project frame is `service/engine/run.py` itself (code inlined in the
 loop, e.g. the unchanged check's `orjson.dumps(state)`) is given by the text of the line it was on
-(`customer_state` -> state, `stores_state` -> diff, ...). The sum of the parts is the sampled CPU
-time; the bench prints it beside the CPU time the kernel counted for the process, and the run's
-wall time, per customer: the parts add up when the first two agree.
+(`customer_state` -> state, `stores_state` -> diff, ...).
+
+py-spy counts a thread as busy while it runs *or waits for a core* (runnable), so on a loaded
+machine the samples measure more than CPU time. The parts are therefore each part's share of the
+samples times the CPU time the kernel counted for the process during the run (µs per customer),
+and the run's wall time per customer (1 / its customers/s) is split into that CPU time, the time
+the process was runnable without a core (sampled busy time minus CPU time) and the time it was
+idle, waiting for the API or the broker (wall minus sampled busy time). On a quiet machine the
+sampled busy time and the kernel's CPU time agree; that is the cross-check of the sampling.
 """
 
 from __future__ import annotations
@@ -128,17 +133,24 @@ def read_profile(raw_profile: Path) -> Counter[str]:
 def breakdown(
     raw_profile: Path, customers: int, rate: float, *, cpu_s: float, wall_s: float
 ) -> dict[str, Any]:
-    """µs per customer of each part; the sampled total beside the kernel's CPU time and the wall time."""
+    """µs per customer of each part (its share of the samples x the CPU time the kernel counted), and
+    how the run's wall time divides into that CPU time, time runnable but waiting for a core, and
+    time idle (waiting for the API or the broker)."""
     samples = read_profile(raw_profile)
-    per = 1e6 / rate / max(customers, 1)
-    us = {part: round(samples.get(part, 0) * per, 2) for part in PARTS}
-    sampled = round(sum(samples.values()) * per, 2)
+    total = sum(samples.values())
+    n = max(customers, 1)
+    cpu_us = cpu_s * 1e6 / n
+    busy_us = total / rate * 1e6 / n  # sampled while running or runnable
+    wall_us = wall_s * 1e6 / n
+    us = {part: round(samples.get(part, 0) / total * cpu_us, 2) if total else 0.0 for part in PARTS}
     return {
         "us_per_customer": us,
-        "sampled_cpu_us": sampled,
-        "measured_cpu_us": round(cpu_s * 1e6 / max(customers, 1), 2),
-        "wall_us": round(wall_s * 1e6 / max(customers, 1), 2),
-        "samples": sum(samples.values()),
+        "cpu_us": round(cpu_us, 2),
+        "sampled_busy_us": round(busy_us, 2),
+        "waiting_for_cpu_us": round(max(busy_us - cpu_us, 0.0), 2),
+        "idle_us": round(max(wall_us - max(busy_us, cpu_us), 0.0), 2),
+        "wall_us": round(wall_us, 2),
+        "samples": total,
         "rate_hz": rate,
     }
 
@@ -146,6 +158,7 @@ def breakdown(
 def describe(b: dict[str, Any]) -> str:
     parts = ", ".join(f"{p} {v:.1f}" for p, v in b["us_per_customer"].items() if v >= 0.05)
     return (
-        f"{parts} = {b['sampled_cpu_us']:.1f} µs CPU sampled per customer (kernel: {b['measured_cpu_us']:.1f} "
-        f"µs CPU; wall {b['wall_us']:.1f} µs; {b['samples']} samples)"
+        f"{parts} = {b['cpu_us']:.1f} µs CPU (kernel); + {b['waiting_for_cpu_us']:.1f} runnable without a "
+        f"core + {b['idle_us']:.1f} idle = {b['wall_us']:.1f} µs wall per customer ({b['samples']} samples, "
+        f"busy {b['sampled_busy_us']:.1f} µs)"
     )

@@ -412,16 +412,18 @@ def print_breakdowns(sizes: list[dict[str, Any]]) -> None:
     ]
     if not rows:
         return
-    say("\n== µs per customer, by part (py-spy samples of the measured runs) ==")
-    head = (
-        f"{'run':<18}" + "".join(f"{p:>8}" for p in PARTS) + f"{'= sampled':>11}{'kernel CPU':>11}{'wall':>8}"
+    say(
+        "\n== µs per customer, by part (shares of py-spy samples x the kernel's CPU time; bench.breakdown) =="
     )
-    say(head)
+    say(
+        f"{'run':<18}" + "".join(f"{p:>8}" for p in PARTS)
+        + f"{'= CPU':>8}{'+ no core':>10}{'+ idle':>8}{'= wall':>8}"
+    )  # fmt: skip
     for name, b in rows:
         us = b["us_per_customer"]
         say(
             f"{name:<18}" + "".join(f"{us[p]:>8.1f}" for p in PARTS)
-            + f"{b['sampled_cpu_us']:>11.1f}{b['measured_cpu_us']:>11.1f}{b['wall_us']:>8.1f}"
+            + f"{b['cpu_us']:>8.1f}{b['waiting_for_cpu_us']:>10.1f}{b['idle_us']:>8.1f}{b['wall_us']:>8.1f}"
         )  # fmt: skip
 
 
