@@ -21,6 +21,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,11 @@ async def measure_floor_async(
     *,
     profile: bool = False,
     recorder: ListRecorder | None = None,
+    known_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Read every customer of `client_no` once; return throughput and where the time went.
-    With a `recorder`, every list request the read sends is recorded (the raw floor replays them)."""
+    With a `recorder`, every list request the read sends is recorded (the raw floor replays them).
+    `known_names` teach the slicing planner, as the worker's snapshot names teach its own."""
     tuned = settings.model_copy(
         update={
             "base_url": base_url,
@@ -67,7 +70,7 @@ async def measure_floor_async(
             profiler = Profiler(async_mode="enabled", interval=0.001)
             profiler.start()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        read = amili.read(client_no)
+        read = amili.read(client_no, known_names=known_names)
         customers = 0
         async for page in read:
             customers += len(page.customers)
@@ -91,6 +94,7 @@ async def measure_floor_async(
         "api_requests": report.api_requests,
         "requests_per_1000": report.requests_per_1000,
         "coverage": report.coverage,
+        "known_names": len(known_names),
         "retries": dict(report.retries),
     }
     if profiler is not None:
@@ -104,9 +108,14 @@ def measure_floor(
     client_no: int,
     concurrency: int,
     recorder: ListRecorder | None = None,
+    known_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Synchronous `measure_floor_async` (runs its own event loop)."""
-    return asyncio.run(measure_floor_async(base_url, settings, client_no, concurrency, recorder=recorder))
+    return asyncio.run(
+        measure_floor_async(
+            base_url, settings, client_no, concurrency, recorder=recorder, known_names=known_names
+        )
+    )
 
 
 async def fetch_raw_pages(settings: ApiSettings, client_no: int, pages: int) -> list[bytes]:

@@ -4,7 +4,9 @@
         --client 9001 --concurrency 4 [--gc worker|default] [--record PLAN.json | --raw PLAN.json]
 
 Client floor (the default): `bench.client_bench.measure_floor`, fetch + parse of every page of one
-client with the Amili client alone; `--record` writes the list requests it sent (`bench.raw_floor`).
+client with the Amili client alone; `--record` writes the list requests it sent (`bench.raw_floor`);
+`--known-names` gives its slicing planner the names the worker's snapshot gives the worker's (after
+a first sync the worker learns from them, so the floor must too to read the same slices).
 Raw floor (`--raw PLAN.json`): the same requests replayed with plain httpx, each answer decoded with
 `orjson.loads` and nothing else (`bench.raw_floor.replay`).
 
@@ -52,6 +54,9 @@ def main() -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--record", type=Path, help="client floor: write the list requests it sent here")
     mode.add_argument("--raw", type=Path, help="raw floor: replay these recorded requests")
+    p.add_argument(
+        "--known-names", type=Path, help="client floor: a JSON list of names that teach the slicing planner"
+    )
     a = p.parse_args()
     configure_logging("json", "WARNING")
     if a.gc == "worker":
@@ -71,7 +76,8 @@ def main() -> None:
         result["kind"] = "raw"
     else:
         recorder = ListRecorder() if a.record is not None else None
-        result = measure_floor(a.base_url, settings, a.client, a.concurrency, recorder)
+        names = json.loads(a.known_names.read_text()) if a.known_names is not None else []
+        result = measure_floor(a.base_url, settings, a.client, a.concurrency, recorder, names)
         result["kind"] = "client"
         if recorder is not None and a.record is not None:
             a.record.write_text(json.dumps(recorder.plan()))

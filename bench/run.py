@@ -107,9 +107,11 @@ async def floor(
     *,
     record: Path | None = None,
     raw: Path | None = None,
+    names: Path | None = None,
 ) -> dict[str, Any]:
     """One floor measurement in a fresh process (`bench.floor`), like the worker's own process: the
-    client floor (recording its list requests to `record`), or with `raw` the raw floor replaying them."""
+    client floor (recording its list requests to `record`; its planner taught the snapshot's `names`
+    as the worker's is), or with `raw` the raw floor replaying recorded requests."""
     sb = ctx.sandbox
     cmd = [
         sys.executable, "-m", "bench.floor", "--base-url", sb.base_url, "--token-url", sb.token_url,
@@ -120,6 +122,8 @@ async def floor(
         cmd += ["--record", str(record)]
     if raw is not None:
         cmd += ["--raw", str(raw)]
+    if names is not None:
+        cmd += ["--known-names", str(names)]
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -131,8 +135,23 @@ async def floor(
     say(
         f"    {what}: {result['customers']} customers in {result['seconds']:.1f}s = "
         f"{result['customers_per_s']}/s, cpu {result['client_cpu_share']:.0%}"
+        + (f", {result['pages']} pages, {result['slices']} slices" if "pages" in result else "")
     )
     return result
+
+
+def snapshot_names(state_dir: Path, client_no: int, to: Path) -> int:
+    """The names the worker's snapshot teaches its slicing planner in a steady run (read after the
+    worker stopped, through the store's own query), written to `to` for the floors."""
+    from service.snapshot.store import SnapshotStore
+
+    store = SnapshotStore(state_dir / "snapshot.sqlite")
+    try:
+        names = list(store.names(client_no))
+    finally:
+        store.close()
+    to.write_text(json.dumps(names))
+    return len(names)
 
 
 def change_spec(n: int, seed: int) -> dict[str, Any]:
@@ -231,6 +250,9 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     }
     say(f"    slicing: {out['slicing']}")
     floors.append(await floor(ctx, client_no))
+    # from here on the worker's planner learns from its snapshot's names: the floors get the same
+    names = ctx.workdir / f"names-{n}.json"
+    out["known_names"] = await asyncio.to_thread(snapshot_names, state, client_no, names)
 
     spec = change_spec(n, seed=n % 9973)
     changes = await sandbox_changes(ctx.sandbox, clientNo=client_no, **spec)
@@ -239,16 +261,16 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     expected = expected_counts(seen_changes)
     out["changes_of_unreachable_customers"] = len(changes) - len(seen_changes)
     sandbox_count_after = n + spec["created"] - spec["deleted"]
-    floors.append(await floor(ctx, client_no))  # the sandbox serves changed data a little slower
+    floors.append(await floor(ctx, client_no, names=names))  # the sandbox serves changed data a little slower
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-steady.log")
     prof = ctx.workdir / f"profile-{n}-steady.txt" if spied else None
     steady = await measured_run(worker, ctx.bootstrap, prefix, client_no, timeout=timeout, profile_to=prof)
     say(f"    steady: {steady.summary()}")
     assert steady.result["status"] == "succeeded", steady.result
     exact = steady.result["counts"] == dict(expected)
-    floors.append(await floor(ctx, client_no, record=plans[1]))
+    floors.append(await floor(ctx, client_no, record=plans[1], names=names))
     raws.append(await floor(ctx, client_no, raw=plans[1]))
-    default_gc = await floor(ctx, client_no, "default")
+    default_gc = await floor(ctx, client_no, "default", names=names)
     restore = await restore_on_start(ctx, env, n)
     say(f"    a new worker on an empty state dir: {restore}")
 
@@ -309,7 +331,10 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
         f"coverage {base.result.get('coverage')}, {base.result['slices']} slices, "
         f"{out['slicing']['sliceQueries']} count queries ({out['slicing']['probeQueries']} probes), "
         f"{base.result.get('apiRequests')} API requests ({base.result.get('requestsPer1000')} per 1,000 "
-        f"customers), gaps {base.result.get('sliceGapCount')}",
+        f"customers), gaps {base.result.get('sliceGapCount')}; pages / slices read: first sync "
+        f"{base.result['pages']} / {base.result['slices']} (client floor {first['pages']} / {first['slices']}), "
+        f"steady {steady.result['pages']} / {steady.result['slices']} (client floor taught the snapshot's "
+        f"{out['known_names']:,} names as the worker is: {floors[3]['pages']} / {floors[3]['slices']})",
         "reported",
         None,
     )
