@@ -320,7 +320,7 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     )
     ctx.figure(
         f"client floor / raw floor N={n:,}",
-        f"{out['client_raw_ratio']:.2f} (raw floor: httpx + orjson.loads, "
+        f"{out['client_raw_ratio']:.3f} (raw floor: httpx + orjson.loads, "
         f"{', '.join(f'{r:,}' for r in raw_rates)}/s; same requests and customers as the client floor: "
         f"{'yes' if same_pages else 'NO'})",
         f">= {TARGETS['client_raw_ratio']}",
@@ -349,7 +349,7 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     ctx.figure(
         f"first sync (baseline) N={n:,}",
         f"{round(base.customers_per_s):,} customers/s, {base.engine_s:.1f}s, ratio to client floor "
-        f"{out['baseline_ratio']:.2f}",
+        f"{out['baseline_ratio']:.3f}",
         f">= {TARGETS['baseline_ratio']}",
         out["baseline_ratio"] >= TARGETS["baseline_ratio"],
     )
@@ -362,7 +362,7 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     ctx.figure(
         f"steady state (1% changed) N={n:,}",
         f"{round(steady.customers_per_s):,} customers/s, {steady.engine_s:.1f}s, ratio to client floor "
-        f"{out['steady_ratio']:.2f}",
+        f"{out['steady_ratio']:.3f}",
         f">= {TARGETS['steady_ratio']}",
         out["steady_ratio"] >= TARGETS["steady_ratio"],
     )
