@@ -50,7 +50,7 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<path>[^()]*):(?P<line>\d+)\)$")
 # (part, path pattern), first match wins; library paths are as py-spy prints them (site-packages cut)
 PATH_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("event", re.compile(r"^service/sync/records\.py$")),  # refined by function name below
-    ("decode", re.compile(r"^service/amili/(parsing|models|.*decod.*|.*fast.*|.*validat.*)\.py$")),
+    ("decode", re.compile(r"^service/amili/(parsing|models|_tolerant|.*decod.*|.*fast.*|.*validat.*)\.py$")),
     ("HTTP", re.compile(r"^service/amili/(_http|auth|client|_instrument|_closing)\.py$")),
     ("reader", re.compile(r"^service/amili/")),
     ("state", re.compile(r"^service/(engine/extract|sync/state)\.py$")),
