@@ -22,6 +22,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.raw_floor import ListRecorder
 from service.amili import AmiliClient
 from service.amili.parsing import parse_list, parse_list_orjson, parse_list_tolerant
 from service.config import ApiSettings
@@ -39,9 +41,18 @@ CLIENT_NO = 2218
 
 
 async def measure_floor_async(
-    base_url: str, settings: ApiSettings, client_no: int, concurrency: int, *, profile: bool = False
+    base_url: str,
+    settings: ApiSettings,
+    client_no: int,
+    concurrency: int,
+    *,
+    profile: bool = False,
+    recorder: ListRecorder | None = None,
+    known_names: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Read every customer of `client_no` once; return throughput and where the time went."""
+    """Read every customer of `client_no` once; return throughput and where the time went.
+    With a `recorder`, every list request the read sends is recorded (the raw floor replays them).
+    `known_names` teach the slicing planner, as the worker's snapshot names teach its own."""
     tuned = settings.model_copy(
         update={
             "base_url": base_url,
@@ -50,7 +61,8 @@ async def measure_floor_async(
         }
     )
     profiler = None
-    async with AmiliClient(tuned) as amili:
+    transport = recorder.transport(tuned) if recorder is not None else None
+    async with AmiliClient(tuned, transport=transport) as amili:
         await amili.get_customer(client_no, "0")  # token and a warm connection, outside the timing
         if profile:
             from pyinstrument import Profiler
@@ -58,7 +70,7 @@ async def measure_floor_async(
             profiler = Profiler(async_mode="enabled", interval=0.001)
             profiler.start()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        read = amili.read(client_no)
+        read = amili.read(client_no, known_names=known_names)
         customers = 0
         async for page in read:
             customers += len(page.customers)
@@ -77,7 +89,12 @@ async def measure_floor_async(
         "pages": report.pages_read,
         "api_calls": sum(report.api_calls.values()),
         "slices": report.slices,
+        "slice_queries": report.slice_queries,
+        "probe_queries": report.probe_queries,
+        "api_requests": report.api_requests,
+        "requests_per_1000": report.requests_per_1000,
         "coverage": report.coverage,
+        "known_names": len(known_names),
         "retries": dict(report.retries),
     }
     if profiler is not None:
@@ -85,9 +102,20 @@ async def measure_floor_async(
     return result
 
 
-def measure_floor(base_url: str, settings: ApiSettings, client_no: int, concurrency: int) -> dict[str, Any]:
+def measure_floor(
+    base_url: str,
+    settings: ApiSettings,
+    client_no: int,
+    concurrency: int,
+    recorder: ListRecorder | None = None,
+    known_names: Sequence[str] = (),
+) -> dict[str, Any]:
     """Synchronous `measure_floor_async` (runs its own event loop)."""
-    return asyncio.run(measure_floor_async(base_url, settings, client_no, concurrency))
+    return asyncio.run(
+        measure_floor_async(
+            base_url, settings, client_no, concurrency, recorder=recorder, known_names=known_names
+        )
+    )
 
 
 async def fetch_raw_pages(settings: ApiSettings, client_no: int, pages: int) -> list[bytes]:

@@ -114,10 +114,13 @@ def py_spy_binary() -> Path:
     return kept
 
 
+PROFILE_RATE = 100  # py-spy samples per second
+
+
 def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [str(py_spy_binary()), "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--nonblocking",
-         "--output", str(out)],
+        [str(py_spy_binary()), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--format", "raw",
+         "--nonblocking", "--subprocesses", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
