@@ -41,15 +41,15 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_NO_CACHE=1
 ARG EXTRA_CA_CERT=""
 WORKDIR /src
-# dependencies first (exactly uv.lock, hashes checked, no dev group): cached until uv.lock changes
+# dependencies first (exactly uv.lock, hashes checked, no dev or bench group): cached until uv.lock changes
 COPY pyproject.toml uv.lock ./
 RUN if [ -n "$EXTRA_CA_CERT" ]; then export SSL_CERT_FILE="$EXTRA_CA_CERT"; fi \
-    && uv sync --frozen --no-dev --no-install-project --no-editable
+    && uv sync --frozen --no-default-groups --no-install-project --no-editable
 # then the project itself, built as a wheel and installed (not editable: /src is not in the image)
 COPY README.md ./
 COPY service ./service
 RUN if [ -n "$EXTRA_CA_CERT" ]; then export SSL_CERT_FILE="$EXTRA_CA_CERT"; fi \
-    && uv sync --frozen --no-dev --no-editable \
+    && uv sync --frozen --no-default-groups --no-editable \
     && /opt/venv/bin/amili-sync --help >/dev/null
 
 # --- runtime -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Packaging: every module of `service/` imports in an environment with the runtime dependencies only
-(built like the image: `uv sync --frozen --no-dev --no-editable`), and the version comes from one
+(built like the image: `uv sync --frozen --no-default-groups --no-editable`), and the version comes from one
 place (pyproject.toml, read through the package metadata)."""
 
 from __future__ import annotations

@@ -99,7 +99,9 @@ def test_base_image_and_multi_stage() -> None:
     froms = [a for w, a in instrs if w == "FROM"]
     assert len(froms) >= 2, "multi-stage: build and runtime"
     assert froms[-1].startswith("${BASE_IMAGE}")
-    assert any("uv sync --frozen --no-dev" in a for w, a in instrs if w == "RUN"), "locked dependencies only"
+    assert any("uv sync --frozen --no-default-groups" in a for w, a in instrs if w == "RUN"), (
+        "locked runtime dependencies only (no dev or bench group)"
+    )
 
 
 def test_entrypoint_signal_handling_and_default_command() -> None:
