@@ -136,7 +136,7 @@ async def _replay(
             for tp in list(pending):
                 if await _advance(consumer, writer, tp, pending[tp], applied, on_progress):
                     del pending[tp]
-        await writer.drain()
+        await writer.flush()
     finally:
         await writer.close()
 
@@ -158,10 +158,17 @@ class _Writer:
         if writing is not None:
             await writing  # a failed batch fails the restore (it is retried from the checkpoint)
 
+    async def flush(self) -> None:
+        """Wait until every batch is written and committed."""
+        await self.drain()
+        await asyncio.wrap_future(self.writer.flush())
+
     async def close(self) -> None:
         if self.writing is not None:  # the restore failed: its outcome is that failure
             self.writing.add_done_callback(lambda f: f.cancelled() or f.exception())
-        # queued behind a batch still being written; runs even if this task is cancelled meanwhile
+        # queued behind a batch still being written (what was written is committed: the rows and
+        # their checkpoints agree); runs even if this task is cancelled meanwhile
+        self.writer.flush()
         finished = asyncio.wrap_future(self.writer.close())
         await asyncio.shield(finished)
 
