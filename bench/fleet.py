@@ -86,10 +86,11 @@ class Job:
 
 
 def run_rate(c: Constants, job: Job, running: int, cores: float, steady: bool = False) -> float:
-    """Customers/s of one run while `running` runs share `cores` (fair share, each at most one core
-    for the worker's own work), held to the API rate limit."""
+    """Customers/s of one run while `running` runs share `cores` (fair share of the CPU the runs and
+    their sandbox and broker need; the worker's own work runs on one core, its event loop), held to
+    the worker's API rate limit."""
     cpu = c.worker_cpu_steady if steady else c.worker_cpu_baseline
-    one_core = c.alone_rate * c.worker_cpu_baseline / cpu
+    one_core = 1 / cpu
     shared = cores / (running * (cpu + c.side_cpu))
     api = c.rate_limit * 1000 / c.rpk(job.customers)
     return min(one_core, shared, api)
@@ -158,7 +159,7 @@ def capacity_table(
                 {
                     "clients": count,
                     "customers": size,
-                    "hours": round(seconds / 3600, 2),
+                    "minutes": round(seconds / 60, 1),
                     "clients_per_hour": round(3600 / per_run * min(active, count), 1),
                     "bound": bound,
                 }
@@ -223,10 +224,12 @@ async def one_run(lab: Lab, worker: WorkerProcess, prefix: str, client_no: int) 
     assert worker.proc is not None
     async with ResultWaiter(lab.bootstrap, prefix) as waiter:
         cpu0, side0, t0 = cpu_seconds(worker.proc.pid), lab.side_cpu(), time.monotonic()
+        busy0 = busy_cpu_seconds()
         [rid] = await send_requests(lab.bootstrap, prefix, [client_no])
         result = await waiter.wait(rid, timeout=1800)
         wall = waiter.received_at[rid] - t0
         cpu, side = cpu_seconds(worker.proc.pid) - cpu0, lab.side_cpu() - side0
+        others = max(0.0, busy_cpu_seconds() - busy0 - cpu - side)
     n = int(result["customersRead"])
     figures = {
         "client": client_no,
@@ -238,6 +241,7 @@ async def one_run(lab: Lab, worker: WorkerProcess, prefix: str, client_no: int) 
         "side_cpu_us": round(side / n * 1e6, 1),
         "requests_per_1000": result.get("requestsPer1000"),
         "api_requests": result.get("apiRequests"),
+        "cores_used_by_others": round(others / wall, 2),
     }
     say(f"    {figures}")
     return figures
@@ -275,11 +279,19 @@ async def calibrate(lab: Lab, small: int, large: int, page_size: int) -> tuple[C
         rate_limit=lab.rate_limit,
         page_size=page_size,
     )  # fmt: skip
-    return constants, {"baseline_small": first_small, "baseline_large": first_large, "steady_large": steady}
+    runs = {"baseline_small": first_small, "baseline_large": first_large, "steady_large": steady}
+    return constants, runs
+
+
+def cores_got(runs: dict[str, Any]) -> float:
+    """The cores the calibration's worker, sandbox and broker got (CPU seconds / wall seconds of
+    the first syncs): on a machine others load, what a prediction may count on."""
+    cpu = sum((r["worker_cpu_us"] + r["side_cpu_us"]) * r["customers"] / 1e6 for r in runs.values())
+    return float(cpu / sum(r["wall_s"] for r in runs.values()))
 
 
 async def fleet_run(
-    lab: Lab, c: Constants, clients: dict[int, int], workers: int, partitions: int
+    lab: Lab, c: Constants, clients: dict[int, int], workers: int, partitions: int, lab_cores: float
 ) -> dict[str, Any]:
     say(f"\n== fleet: {len(clients)} clients, {workers} workers, {partitions} partitions ==")
     procs = [lab.worker("fleet", f"fleet-{i}", partitions) for i in range(workers)]
@@ -291,8 +303,10 @@ async def fleet_run(
         queues = queues_of(jobs, owners, workers, partitions)
         cores = psutil.cpu_count() or 1
         predicted_idle = simulate(c, queues, cores)
+        predicted = simulate(c, queues, lab_cores)
         say(f"    owners {owners}; per worker {[sum(j.customers for j in q) for q in queues]} customers")
-        say(f"    predicted on an idle machine ({cores} cores): {predicted_idle:.1f}s")
+        say(f"    predicted: {predicted:.1f}s with the {lab_cores:.2f} cores the calibration got "
+            f"({predicted_idle:.1f}s on an idle machine of {cores} cores)")  # fmt: skip
         pids = [p.proc.pid for p in procs if p.proc is not None]
         async with ResultWaiter(lab.bootstrap, "fleet") as waiter:
             cpu0 = sum(cpu_seconds(pid) for pid in pids) + lab.side_cpu()
@@ -303,8 +317,8 @@ async def fleet_run(
             wall = max(waiter.received_at[rid] for rid in sent) - t0
             ours = sum(cpu_seconds(pid) for pid in pids) + lab.side_cpu() - cpu0
             others = max(0.0, busy_cpu_seconds() - busy0 - ours)
-        free_cores = max(0.5, cores - others / wall)
-        predicted_free = simulate(c, queues, free_cores)
+        fleet_cores = ours / wall
+        predicted_after = simulate(c, queues, fleet_cores)
         results = [waiter.results[rid] for rid in sent]
     finally:
         for p in procs:
@@ -320,17 +334,21 @@ async def fleet_run(
         "customers_per_worker": [sum(j.customers for j in q) for q in queues],
         "statuses": sorted({r["status"] for r in results}),
         "measured_wall_s": round(wall, 1),
+        "predicted_s": round(predicted, 1),
+        "error": round(wall / predicted - 1, 3),
+        "cores_calibration_got": round(lab_cores, 2),
         "predicted_idle_s": round(predicted_idle, 1),
         "cores": cores,
         "cores_used_by_others": round(others / wall, 2),
-        "predicted_free_cores_s": round(predicted_free, 1),
-        "error_free_cores": round(wall / predicted_free - 1, 3),
+        "cores_fleet_got": round(fleet_cores, 2),
+        "predicted_with_cores_fleet_got_s": round(predicted_after, 1),
         "cpu_s_fleet": round(ours, 1),
         "cpu_s_predicted": round(predicted_cpu, 1),
         "requests_per_1000": {str(r["clientNo"]): r.get("requestsPer1000") for r in results},
     }
-    say(f"    measured {wall:.1f}s; predicted {predicted_free:.1f}s with the {free_cores:.2f} cores left free "
-        f"by other processes ({predicted_idle:.1f}s idle); fleet CPU {ours:.0f}s, predicted {predicted_cpu:.0f}s")  # fmt: skip
+    say(f"    measured {wall:.1f}s, predicted {predicted:.1f}s ({wall / predicted - 1:+.0%}); the fleet got "
+        f"{fleet_cores:.2f} cores (others used {others / wall:.2f}); fleet CPU {ours:.0f}s, predicted "
+        f"{predicted_cpu:.0f}s")  # fmt: skip
     return out
 
 
@@ -387,7 +405,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"    constants: {constants}")
         report["calibration"] = runs
         report["constants"] = asdict(constants)
-        report["fleet"] = await fleet_run(lab, constants, fleet, args.workers, args.partitions)
+        lab_cores = cores_got({k: v for k, v in runs.items() if k.startswith("baseline")})
+        report["fleet"] = await fleet_run(lab, constants, fleet, args.workers, args.partitions, lab_cores)
+    # the API cost of every size the fleet ran, for the table
+    for client, rpk in report["fleet"]["requests_per_1000"].items():
+        if rpk is not None:
+            constants.requests_per_1000.setdefault(fleet[int(client)], float(rpk))
+    report["requests_per_1000_by_size"] = constants.requests_per_1000
     report["capacity"] = capacity_table(constants, 6, 6, [10, 100, 1000], [10_000, 100_000, 1_000_000])
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-fleet.json"
@@ -407,13 +431,13 @@ def model(args: argparse.Namespace) -> None:
         raw["requests_per_1000"].update({int(k): float(v) for k, v in
                                          (kv.split("=") for kv in args.requests_per_1000.split(","))})  # fmt: skip
     c = Constants(**raw)
-    say("| clients | customers each | hours for one sync of all | clients/hour | bound |")
+    say("| clients | customers each | minutes for one sync of all | clients/hour | bound |")
     say("|---|---|---|---|---|")
     for row in capacity_table(
         c, args.workers, args.partitions, [10, 100, 1000], [10_000, 100_000, 1_000_000]
     ):
         say(
-            f"| {row['clients']:,} | {row['customers']:,} | {row['hours']} | {row['clients_per_hour']} | {row['bound']} |"
+            f"| {row['clients']:,} | {row['customers']:,} | {row['minutes']} | {row['clients_per_hour']} | {row['bound']} |"
         )
 
 
