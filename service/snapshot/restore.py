@@ -26,8 +26,10 @@ from service.snapshot.verify import PartitionLog, delete_retention_ms, stale_rea
 
 log = get_logger(__name__)
 
-# Records are written to the cache in SQLite transactions of about this many (fewer SQLite
-# transactions rewrite far fewer index pages: docs/performance.md); each with its checkpoint.
+# Records are handed to the restore's writer thread in batches of about this many, each with its
+# checkpoint; the writer commits a partition's batches about once a second (fewer SQLite
+# transactions rewrite far fewer index pages: docs/performance.md). Two batches at most are in
+# memory: one being written, one being fetched.
 RESTORE_BATCH = 20_000
 
 
@@ -46,8 +48,8 @@ async def restore_partitions(
     the cache last moved), which makes an old checkpoint suspect (`stale_reason`).
 
     Returns the records applied per partition. Fetched records are applied in batches of about
-    `RESTORE_BATCH`, each with its new checkpoint in one SQLite transaction, so a crash mid-restore
-    resumes where it stopped.
+    `RESTORE_BATCH`, each with its new checkpoint in the same SQLite transaction, so a crash
+    mid-restore resumes from the last commit.
     """
     if not partitions:
         return {}
