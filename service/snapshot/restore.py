@@ -26,10 +26,10 @@ from service.snapshot.verify import PartitionLog, delete_retention_ms, stale_rea
 
 log = get_logger(__name__)
 
-# Records are handed to the restore's writer thread in batches of about this many, each with its
-# checkpoint; the writer commits a partition's batches about once a second (fewer SQLite
-# transactions rewrite far fewer index pages: docs/performance.md). Two batches at most are in
-# memory: one being written, one being fetched.
+# Records are written to the cache in SQLite transactions of about this many (fewer SQLite
+# transactions rewrite far fewer index pages: docs/performance.md); each with its checkpoint. Two
+# batches at most are in memory: one being written (the writer thread), one being fetched.
+# (Transactions spanning several batches were measured: no less CPU, a longer write lock.)
 RESTORE_BATCH = 20_000
 
 
@@ -48,8 +48,8 @@ async def restore_partitions(
     the cache last moved), which makes an old checkpoint suspect (`stale_reason`).
 
     Returns the records applied per partition. Fetched records are applied in batches of about
-    `RESTORE_BATCH`, each with its new checkpoint in the same SQLite transaction, so a crash
-    mid-restore resumes from the last commit.
+    `RESTORE_BATCH`, each with its new checkpoint in one SQLite transaction, so a crash mid-restore
+    resumes where it stopped.
     """
     if not partitions:
         return {}
@@ -138,7 +138,7 @@ async def _replay(
             for tp in list(pending):
                 if await _advance(consumer, writer, tp, pending[tp], applied, on_progress):
                     del pending[tp]
-        await writer.flush()
+        await writer.drain()
     finally:
         await writer.close()
 
@@ -160,17 +160,10 @@ class _Writer:
         if writing is not None:
             await writing  # a failed batch fails the restore (it is retried from the checkpoint)
 
-    async def flush(self) -> None:
-        """Wait until every batch is written and committed."""
-        await self.drain()
-        await asyncio.wrap_future(self.writer.flush())
-
     async def close(self) -> None:
         if self.writing is not None:  # the restore failed: its outcome is that failure
             self.writing.add_done_callback(lambda f: f.cancelled() or f.exception())
-        # queued behind a batch still being written (what was written is committed: the rows and
-        # their checkpoints agree); runs even if this task is cancelled meanwhile
-        self.writer.flush()
+        # queued behind a batch still being written; runs even if this task is cancelled meanwhile
         finished = asyncio.wrap_future(self.writer.close())
         await asyncio.shield(finished)
 

@@ -313,23 +313,6 @@ def apply_records(
     next_offset: int | None,
 ) -> int:
     """`SnapshotStore.apply` on the connection `db`: returns the number of records."""
-    db.execute("BEGIN")
-    try:
-        n = write_records(db, partition, records, next_offset)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return n
-
-
-def write_records(
-    db: sqlite3.Connection,
-    partition: int,
-    records: Iterable[tuple[bytes, bytes | None]],
-    next_offset: int | None,
-) -> int:
-    """The records and the checkpoint, in the transaction open on `db`."""
     latest: dict[bytes, bytes | None] = {}
     n = 0
     for key, value in records:
@@ -352,25 +335,31 @@ def write_records(
             customers_del.append((client_no, customer_no))
         else:
             customers_up.append((client_no, customer_no, partition, value, is_removed(value)))
-    if customers_up:
-        db.executemany(
-            "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
-            "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
-            "removed = excluded.removed",
-            customers_up,
-        )
-    if customers_del:
-        db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
-    if meta_up:
-        db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", meta_up)
-    if meta_del:
-        db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
-    if next_offset is not None:
-        db.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
-            "next_offset = max(next_offset, excluded.next_offset), advanced_at = excluded.advanced_at",
-            (partition, next_offset, time.time()),
-        )
+    db.execute("BEGIN")
+    try:
+        if customers_up:
+            db.executemany(
+                "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
+                "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
+                "removed = excluded.removed",
+                customers_up,
+            )
+        if customers_del:
+            db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
+        if meta_up:
+            db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", meta_up)
+        if meta_del:
+            db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
+        if next_offset is not None:
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
+                "next_offset = max(next_offset, excluded.next_offset), advanced_at = excluded.advanced_at",
+                (partition, next_offset, time.time()),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     return n
 
 
@@ -400,7 +389,6 @@ class RestoreWriter:
         _sync_file(self.marker)
         _sync_file(path.parent)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore")
-        self._partition, self._began = -1, 0.0  # of the open transaction
         # its own connection: SQLite serialises its transactions with the event loop's (busy timeout)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
         self.db.execute("PRAGMA synchronous=OFF")
@@ -410,39 +398,8 @@ class RestoreWriter:
     def submit(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
     ) -> Future[int]:
-        """`SnapshotStore.apply` in the writer's thread, in a transaction that may also hold the
-        partition's next batches (the rows and their checkpoint are committed together either way):
-        call `flush` after a partition's last batch."""
-        return self.thread.submit(self._write, partition, records, next_offset)
-
-    def flush(self) -> Future[None]:
-        """Commit what was submitted so far (in the thread, once it is written)."""
-        return self.thread.submit(self._commit)
-
-    def _write(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
-    ) -> int:
-        # Every commit rewrites each page of the key index the transaction touched, and a batch of
-        # random keys touches most of them: committing once per ~second instead of once per batch
-        # rewrites the index far less often, without holding more records in memory. A transaction
-        # holds one partition's batches only and SQLite's write lock for about a second (the event
-        # loop's writes wait for it).
-        if self.db.in_transaction and (
-            partition != self._partition or time.monotonic() - self._began > COMMIT_SECONDS
-        ):
-            self._commit()
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN")
-            self._partition, self._began = partition, time.monotonic()
-        try:
-            return write_records(self.db, partition, records, next_offset)
-        except BaseException:
-            self.db.execute("ROLLBACK")  # this partition's batches since the last commit
-            raise
-
-    def _commit(self) -> None:
-        if self.db.in_transaction:
-            self.db.execute("COMMIT")
+        """`SnapshotStore.apply` in the writer's thread."""
+        return self.thread.submit(apply_records, self.db, partition, records, next_offset)
 
     def close(self) -> Future[None]:
         """Release the writer; after the last user's batches, its writes are made durable and the
@@ -458,17 +415,12 @@ class RestoreWriter:
         return finished
 
     def _finish(self) -> None:
-        self._commit()
         self.db.close()
         for suffix in ("-wal", ""):
             if Path(f"{self.path}{suffix}").exists():
                 _sync_file(Path(f"{self.path}{suffix}"))
         self.marker.unlink(missing_ok=True)
         _sync_file(self.path.parent)
-
-
-# How long the restore's writer keeps a transaction open (see `RestoreWriter._write`).
-COMMIT_SECONDS = 1.0
 
 
 def restoring_marker(path: Path) -> Path:

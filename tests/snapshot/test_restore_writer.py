@@ -24,8 +24,6 @@ def test_the_writer_applies_batches_with_their_checkpoint_and_removes_its_marker
     assert len(_markers(path)) == 1, "no marker while the restore writes without syncing"
     writer.submit(0, [(b"7/a", encode_state({"x": 1}, 1)), (b"7/b", encode_state({"x": 2}, 1))], 2).result()
     writer.submit(0, [(b"7/a", encode_state({"x": 3}, 2))], 3).result()
-    writer.flush().result()
-    assert store.checkpoint(0) == 3, "flushed batches are not committed"
     writer.close().result()
     assert _markers(path) == []
     assert store.checkpoint(0) == 3
@@ -67,7 +65,6 @@ def test_a_cache_left_mid_restore_by_a_crash_of_the_worker_alone_resumes(tmp_pat
     store = SnapshotStore(path)
     writer = store.restore_writer()
     writer.submit(0, [(b"7/a", encode_state({}, 1))], 1).result()
-    writer.flush().result()
     store.close()  # the worker stops here, the machine goes on: the OS holds every write
     writer.db.close()
     reopened = SnapshotStore(path)
@@ -87,33 +84,3 @@ def test_the_last_record_of_a_key_in_a_batch_wins(tmp_path: Path) -> None:
     )
     assert store.get_state(7, "a") is not None and store.get_state(7, "a").state == {"x": 2}  # type: ignore[union-attr]
     assert store.get_state(7, "b") is None
-
-
-def test_a_partitions_batches_share_a_transaction_that_another_partitions_batch_commits(
-    tmp_path: Path,
-) -> None:
-    store = SnapshotStore(tmp_path / "s.sqlite")
-    writer = store.restore_writer()
-    writer.submit(0, [(b"7/a", encode_state({}, 1))], 1).result()
-    writer.submit(0, [(b"7/b", encode_state({}, 1))], 2).result()
-    # not yet committed: the rows and their checkpoint become visible together
-    assert (store.checkpoint(0), store.count(7)) == (0, 0)
-    writer.submit(1, [(b"8/a", encode_state({}, 1))], 1).result()
-    assert (store.checkpoint(0), store.count(7)) == (2, 2), "partition 0's batches were not committed"
-    assert store.checkpoint(1) == 0
-    writer.close().result()
-    assert (store.checkpoint(1), store.count(8)) == (1, 1), "closing the writer lost the last batch"
-
-
-def test_a_failed_batch_rolls_back_its_partitions_uncommitted_batches_with_their_checkpoint(
-    tmp_path: Path,
-) -> None:
-    store = SnapshotStore(tmp_path / "s.sqlite")
-    writer = store.restore_writer()
-    writer.submit(0, [(b"7/a", encode_state({}, 1))], 1).result()
-    writer.flush().result()
-    writer.submit(0, [(b"7/b", encode_state({}, 1))], 2).result()
-    with pytest.raises(ValueError, match="invalid literal"):
-        writer.submit(0, [(b"not-a-client/c", encode_state({}, 1))], 3).result()
-    writer.close().result()
-    assert (store.checkpoint(0), store.count(7)) == (1, 1), "the cache and its checkpoint disagree"
