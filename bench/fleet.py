@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -388,6 +389,7 @@ def _lab(bootstrap: str | None, clients: dict[int, int], rate_limit: float) -> I
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # broker data and worker caches: ~300 MB
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
