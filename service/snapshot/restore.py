@@ -2,10 +2,15 @@
 
 Before replaying, each partition's cache is verified against the log (`service/snapshot/verify.py`):
 one that cannot be caught up from its checkpoint is wiped and restored from the beginning.
+
+Batches are written to SQLite in a thread, on a connection of its own (`RestoreWriter`), while the
+event loop fetches and decodes the next batch: the consumer and SQLite each keep a core busy. One
+batch is written while at most one more is gathered, so memory stays bounded by two batches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +21,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from service.logs import get_logger
 from service.metrics import RESTORE_LAG, RESTORE_RECORDS
-from service.snapshot.store import SnapshotStore
+from service.snapshot.store import RestoreWriter, SnapshotStore
 from service.snapshot.verify import PartitionLog, delete_retention_ms, stale_reason
 
 log = get_logger(__name__)
 
 # Records are written to the cache in SQLite transactions of about this many (fewer SQLite
-# transactions rewrite far fewer index pages: docs/performance.md); each with its checkpoint.
+# transactions rewrite far fewer index pages: docs/performance.md); each with its checkpoint. Two
+# batches at most are in memory: one being written (the writer thread), one being fetched.
+# (Transactions spanning several batches were measured: no less CPU, a longer write lock.)
 RESTORE_BATCH = 20_000
 
 
@@ -58,7 +65,8 @@ async def restore_partitions(
         await _wipe_stale(store, topic, tps, starts, ends, connection, new_ownership)
         pending = _seek_to_checkpoints(consumer, store, tps, ends)
         _log_plan(store, topic, pending)
-        await _replay(consumer, store, pending, applied, on_progress)
+        if pending:
+            await _replay(consumer, store, pending, applied, on_progress)
     finally:
         await consumer.stop()
     _mark_current(store, partitions)
@@ -123,11 +131,41 @@ async def _replay(
     on_progress: Callable[[int, int, int], None] | None,
 ) -> None:
     """Fetch and apply until every pending partition has reached its end offset."""
-    while pending:
-        await _fetch(consumer, pending)
-        for tp in list(pending):
-            if await _advance(consumer, store, tp, pending[tp], applied, on_progress):
-                del pending[tp]
+    writer = _Writer(store.restore_writer())
+    try:
+        while pending:
+            await _fetch(consumer, pending)
+            for tp in list(pending):
+                if await _advance(consumer, writer, tp, pending[tp], applied, on_progress):
+                    del pending[tp]
+        await writer.drain()
+    finally:
+        await writer.close()
+
+
+class _Writer:
+    """Applies batches in the store's restore thread; `apply` returns once the previous batch is
+    written (so fetching overlaps the writing of one batch), `drain` when the last one is."""
+
+    def __init__(self, writer: RestoreWriter) -> None:
+        self.writer = writer
+        self.writing: asyncio.Future[int] | None = None
+
+    async def apply(self, partition: int, records: list[tuple[bytes, bytes | None]], checkpoint: int) -> None:
+        await self.drain()
+        self.writing = asyncio.wrap_future(self.writer.submit(partition, records, checkpoint))
+
+    async def drain(self) -> None:
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await writing  # a failed batch fails the restore (it is retried from the checkpoint)
+
+    async def close(self) -> None:
+        if self.writing is not None:  # the restore failed: its outcome is that failure
+            self.writing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # queued behind a batch still being written; runs even if this task is cancelled meanwhile
+        finished = asyncio.wrap_future(self.writer.close())
+        await asyncio.shield(finished)
 
 
 async def _fetch(consumer: AIOKafkaConsumer, pending: dict[TopicPartition, _Pending]) -> None:
@@ -140,7 +178,7 @@ async def _fetch(consumer: AIOKafkaConsumer, pending: dict[TopicPartition, _Pend
 
 async def _advance(
     consumer: AIOKafkaConsumer,
-    store: SnapshotStore,
+    writer: _Writer,
     tp: TopicPartition,
     part: _Pending,
     applied: dict[int, int],
@@ -151,7 +189,7 @@ async def _advance(
     done = position >= part.end
     if done or len(part.records) >= RESTORE_BATCH:
         # at the end, control records (transaction markers) may sit past the last data record
-        _apply(store, tp.partition, part, position if done else part.next_offset, applied)
+        await _apply(writer, tp.partition, part, position if done else part.next_offset, applied)
     if done:
         RESTORE_LAG.labels(str(tp.partition)).set(0)
     else:
@@ -161,11 +199,11 @@ async def _advance(
     return done
 
 
-def _apply(
-    store: SnapshotStore, partition: int, part: _Pending, checkpoint: int, applied: dict[int, int]
+async def _apply(
+    writer: _Writer, partition: int, part: _Pending, checkpoint: int, applied: dict[int, int]
 ) -> None:
     # the records and their checkpoint in one SQLite transaction: a crash resumes from here
-    store.apply(partition, part.records, checkpoint)
+    await writer.apply(partition, part.records, checkpoint)
     applied[partition] += len(part.records)
     RESTORE_RECORDS.labels(str(partition)).inc(len(part.records))
     part.records = []

@@ -15,10 +15,12 @@ The records themselves (keys, values, run metadata) are encoded in `service/sync
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from service.logs import get_logger
@@ -37,6 +39,7 @@ from service.sync.records import (
 __all__ = [
     "META_SEPARATOR",
     "ClientMeta",
+    "RestoreWriter",
     "SnapshotStore",
     "decode_state",
     "encode_state",
@@ -105,8 +108,18 @@ class SnapshotStore:
         self.db = self._open()
         self._seen: dict[int, bytearray] = {}
         self._seen_above: dict[int, int] = {}
+        self._writer: RestoreWriter | None = None
 
     def _open(self) -> sqlite3.Connection:
+        marker = restoring_marker(self.path)
+        for left in sorted(marker.parent.glob(f"{marker.name}-*")):
+            if left.read_text() != boot_id():
+                # a restore was writing without syncing when the machine stopped: the file may have
+                # lost or torn writes that no check finds, so it is rebuilt from the changelog
+                log.warning("snapshot cache was being restored when the machine stopped, rebuilding it")
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            left.unlink()  # same boot: every write the worker made is in the OS's hands
         try:
             db = self._connect()
             row = db.execute("PRAGMA quick_check").fetchone()
@@ -280,47 +293,153 @@ class SnapshotStore:
         """Apply committed changelog records (key, value or None for a tombstone; a removal marker
         is kept as a removed row) and move the
         partition's checkpoint to `next_offset`, all in one SQLite transaction."""
-        customers_up: list[tuple[int, str, int, bytes, bool]] = []
-        customers_del: list[tuple[int, str]] = []
-        meta_up: list[tuple[int, int, bytes]] = []
-        meta_del: list[tuple[int]] = []
-        n = 0
-        for key, value in records:
-            n += 1
-            client_no, customer_no = parse_key(key)
-            if customer_no is None:
-                if value is None:
-                    meta_del.append((client_no,))
-                else:
-                    meta_up.append((client_no, partition, value))
-            elif value is None:
-                customers_del.append((client_no, customer_no))
+        return apply_records(self.db, partition, records, next_offset)
+
+    # --- bulk writes of a restore, off the event loop ------------------------------------------
+
+    def restore_writer(self) -> RestoreWriter:
+        """The writer of restores (shared by all partitions restoring at once): its own connection,
+        used from one thread. Release it with `RestoreWriter.close`."""
+        if self._writer is None or self._writer.closed:
+            self._writer = RestoreWriter(self.path)
+        self._writer.users += 1
+        return self._writer
+
+
+def apply_records(
+    db: sqlite3.Connection,
+    partition: int,
+    records: Iterable[tuple[bytes, bytes | None]],
+    next_offset: int | None,
+) -> int:
+    """`SnapshotStore.apply` on the connection `db`: returns the number of records."""
+    latest: dict[bytes, bytes | None] = {}
+    n = 0
+    for key, value in records:
+        n += 1
+        latest[key] = value  # the last record of a key wins, as compaction keeps it
+    customers_up: list[tuple[int, str, int, bytes, bool]] = []
+    customers_del: list[tuple[int, str]] = []
+    meta_up: list[tuple[int, int, bytes]] = []
+    meta_del: list[tuple[int]] = []
+    # in key order: the batch's inserts walk the key index from left to right, once
+    for key in sorted(latest):
+        value = latest[key]
+        client_no, customer_no = parse_key(key)
+        if customer_no is None:
+            if value is None:
+                meta_del.append((client_no,))
             else:
-                customers_up.append((client_no, customer_no, partition, value, is_removed(value)))
-        db = self.db
-        db.execute("BEGIN")
-        try:
-            if customers_up:
-                db.executemany(
-                    "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
-                    "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
-                    "removed = excluded.removed",
-                    customers_up,
-                )
-            if customers_del:
-                db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
-            if meta_up:
-                db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", meta_up)
-            if meta_del:
-                db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
-            if next_offset is not None:
-                db.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
-                    "next_offset = max(next_offset, excluded.next_offset), advanced_at = excluded.advanced_at",
-                    (partition, next_offset, time.time()),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return n
+                meta_up.append((client_no, partition, value))
+        elif value is None:
+            customers_del.append((client_no, customer_no))
+        else:
+            customers_up.append((client_no, customer_no, partition, value, is_removed(value)))
+    db.execute("BEGIN")
+    try:
+        if customers_up:
+            db.executemany(
+                "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
+                "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
+                "removed = excluded.removed",
+                customers_up,
+            )
+        if customers_del:
+            db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
+        if meta_up:
+            db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", meta_up)
+        if meta_del:
+            db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
+        if next_offset is not None:
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
+                "next_offset = max(next_offset, excluded.next_offset), advanced_at = excluded.advanced_at",
+                (partition, next_offset, time.time()),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return n
+
+
+class RestoreWriter:
+    """Writes restored batches on a connection of its own, in a thread of its own (the event loop
+    keeps fetching the changelog meanwhile: the second core). Batches of all partitions restoring at
+    once are written one after the other, in the order they are submitted.
+
+    The connection does not sync (`synchronous=OFF`): a restore writes hundreds of megabytes the
+    changelog holds anyway. While it is open, a marker file `<cache>.restoring-*` exists, holding
+    the machine's boot id; the writer syncs the database and its write-ahead log to disk before
+    removing it on `close`. A cache opened with the marker of another boot (the machine went down
+    mid-restore: its last writes may be lost or torn) is deleted and rebuilt from the changelog, so
+    no such cache ever verifies as complete. After a crash of the worker alone (same boot) nothing
+    committed is lost, the OS holds SQLite's writes: the cache resumes from its checkpoints.
+    """
+
+    _markers = itertools.count()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users = 0
+        self.closed = False
+        self.marker = Path(f"{restoring_marker(path)}-{os.getpid()}-{next(self._markers)}")
+        private_file(self.marker)
+        self.marker.write_text(boot_id())
+        _sync_file(self.marker)
+        _sync_file(path.parent)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore")
+        # its own connection: SQLite serialises its transactions with the event loop's (busy timeout)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA temp_store=MEMORY")
+        self.db.execute("PRAGMA cache_size=-16384")
+
+    def submit(
+        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
+    ) -> Future[int]:
+        """`SnapshotStore.apply` in the writer's thread."""
+        return self.thread.submit(apply_records, self.db, partition, records, next_offset)
+
+    def close(self) -> Future[None]:
+        """Release the writer; after the last user's batches, its writes are made durable and the
+        marker removed (in the thread: done when the returned future is)."""
+        self.users -= 1
+        done: Future[None] = Future()
+        if self.users > 0 or self.closed:
+            done.set_result(None)
+            return done
+        self.closed = True
+        finished = self.thread.submit(self._finish)
+        self.thread.shutdown(wait=False)
+        return finished
+
+    def _finish(self) -> None:
+        self.db.close()
+        for suffix in ("-wal", ""):
+            if Path(f"{self.path}{suffix}").exists():
+                _sync_file(Path(f"{self.path}{suffix}"))
+        self.marker.unlink(missing_ok=True)
+        _sync_file(self.path.parent)
+
+
+def restoring_marker(path: Path) -> Path:
+    """The name (a prefix) of the files that exist while a restore writes the cache `path`
+    without syncing."""
+    return Path(f"{path}.restoring")
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def boot_id() -> str:
+    """This boot of the machine (Linux), or a value no later boot matches where it is unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return f"unknown-{os.getpid()}-{time.time()}"
