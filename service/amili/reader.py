@@ -25,7 +25,7 @@ Guards (each ends the read with `AmiliProtocolError`): a page whose customers re
 asked or first seen, a page whose `currentPageSize` differs from its customers, a customerNo seen
 twice in one read, and a complete slice whose pages do not add up to its `totalCount` (or whose
 `totalPages` disagrees with `totalCount` and `pageSizeLimit`). Duplicates are found by the 64-bit
-hashes of customerNo in compact tables (`seen.py`: ~16 MB for a million customers; a false alarm
+hashes of customerNo in compact tables (`seen.py`: ~11 MB for a million customers; a false alarm
 would need a 64-bit collision).
 
 Memory: at most `concurrency` pages are fetched or waiting for the consumer at any time (a
