@@ -443,7 +443,6 @@ class CustomerRead(ClosesOnExit):
                 self._spawn(sl, batch, probe=True)
                 return
             sl.probes = []
-            sl.pool = []  # every child has opened: its sampled names teach no one any more
             if shortfall > 0:
                 sl.shortfall = shortfall
                 self._gap("shortfall", sl, shortfall, exact=True)
@@ -453,7 +452,6 @@ class CustomerRead(ClosesOnExit):
                     f"(the slices overlap: the API matches differently than assumed)"
                 )
             return
-        sl.pool = []  # every child has opened: its sampled names teach no one any more
         truncated_child = any(c.split or c.capped for c in sl.children)
         if not truncated_child and held < cap:
             self._gap("below-cap", sl, cap - held, exact=False)
