@@ -40,10 +40,9 @@ children cover the parent whatever the names are, and the probes find any other 
 
 from __future__ import annotations
 
-import bisect
 import string
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,39 +95,85 @@ BROAD = _broad()
 
 
 class KnownNames:
-    """Names the caller already knows (e.g. the local snapshot), folded and sorted for prefix lookups."""
+    """What the caller's own names (e.g. the local snapshot's) say about the dense prefixes: for every
+    prefix at least `dense` names start with, the characters that follow it.
 
-    def __init__(self, names: Iterable[str | None] = ()) -> None:
-        self._names = sorted({fold(n) for n in names if n})
+    Built in one pass over the names in folded code point order (`SnapshotCache.names` streams them
+    so): a stack of the current name's prefixes, each finished when the next name leaves it. Only
+    the dense prefixes are kept (a few thousand entries at a million names, where a sorted list of
+    every name took ~60 MB): a split asks only about prefixes with at least `maximumCount` matches.
+    A collection (list, tuple, set) is folded and sorted here; any other iterable must already be
+    folded and sorted (a `ValueError` says so otherwise).
+    """
+
+    def __init__(self, names: Iterable[str | None] = (), *, dense: int = 1) -> None:
+        self.dense = max(1, dense)
+        self._next: dict[str, str] = {}
+        self._count = 0
+        if isinstance(names, Collection):
+            self._build(sorted(fold(n) for n in names if n))
+        else:
+            self._build(self._checked(names))
+
+    @staticmethod
+    def _checked(names: Iterable[str | None]) -> Iterator[str]:
+        last = ""
+        for name in names:
+            if not name:
+                continue
+            if name < last or fold(name) != name:
+                raise ValueError(
+                    "known names streamed from an iterator must be folded and in code point order"
+                )
+            last = name
+            yield name
+
+    def _build(self, names: Iterable[str]) -> None:
+        # the stack: for each prefix of the previous name (depth = index), the index of its first
+        # name and the characters seen after it
+        starts: list[int] = [0]
+        nexts: list[set[str]] = [set()]
+        prev = ""
+        limit = MAX_PREFIX_LENGTH
+        index = -1
+        for index, name in enumerate(names):
+            if name == prev:
+                continue
+            common = 0
+            end = min(len(prev), len(name), limit)
+            while common < end and prev[common] == name[common]:
+                common += 1
+            for depth in range(len(starts) - 1, common, -1):  # prefixes the previous name leaves
+                self._keep(prev[:depth], index - starts[depth], nexts[depth])
+            del starts[common + 1 :], nexts[common + 1 :]
+            deepest = min(len(name), limit)
+            if common < deepest:
+                nexts[common].add(name[common])
+            for depth in range(common + 1, deepest + 1):
+                starts.append(index)
+                nexts.append({name[depth]} if depth < deepest else set())
+            prev = name
+        self._count = index + 1
+        for depth in range(len(starts) - 1, -1, -1):
+            self._keep(prev[:depth], self._count - starts[depth], nexts[depth])
+
+    def _keep(self, prefix: str, count: int, chars: set[str]) -> None:
+        if count >= self.dense and chars:
+            self._next[prefix] = "".join(sorted(chars))
 
     def __len__(self) -> int:
-        return len(self._names)
+        """How many names were read."""
+        return self._count
+
+    @property
+    def prefixes(self) -> int:
+        """How many dense prefixes are kept."""
+        return len(self._next)
 
     def next_chars(self, prefix: str, limit: int = 512) -> list[str]:
-        """The distinct characters that follow `prefix` (folded) in the known names, in code point
-        order; one bisection per character found, whatever the number of names."""
-        names: list[str] = self._names
-        out: list[str] = []
-        lo = bisect.bisect_right(names, prefix)  # skips a name equal to the prefix
-        depth = len(prefix)
-        while lo < len(names) and len(out) < limit:
-            name = names[lo]
-            if not name.startswith(prefix):
-                break
-            char = name[depth]
-            out.append(char)
-            lo = bisect.bisect_left(names, prefix + char + "\U0010ffff", lo)
-        return out
-
-    def names_after(self, prefix: str, limit: int = 64) -> list[str]:
-        """Up to `limit` known names that start with `prefix` (for the characters after a space)."""
-        lo = bisect.bisect_left(self._names, prefix)
-        out = []
-        for name in self._names[lo : lo + limit]:
-            if not name.startswith(prefix):
-                break
-            out.append(name)
-        return out
+        """The distinct characters that follow the dense `prefix` (folded) in the known names, in code
+        point order; none when fewer than `dense` names start with it."""
+        return list(self._next.get(prefix, ""))[:limit]
 
 
 NO_NAMES = KnownNames()
@@ -144,6 +189,10 @@ class Sample:
     # how often each (folded) character was seen in the names of the read so far: probes go in
     # this order (a letter seen everywhere before a digit never seen), then in alphabet order
     prior: Mapping[str, int] = field(default_factory=dict)
+    # the client's learned alphabet: (character, the character after it) pairs seen in the folded
+    # names read so far, ("", c) for a first character; a prefix ending in `a` is tried next with
+    # what followed an `a` anywhere (after whitespace: what starts a word)
+    pairs: Set[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -153,6 +202,9 @@ class Split:
     dimension: Dimension
     children: list[dict[str, str]]
     probes: list[dict[str, str]] = field(default_factory=list)
+    # the first `likely` probes add a character the learned alphabet says can follow the prefix: with
+    # capped totals these are tried whatever the sums say (nothing else can find what the sample missed)
+    likely: int = 0
     unmatched: int = 0  # sampled customers that no child (nor probe) can match
     unmatched_prefixes: list[str] = field(default_factory=list)  # where, cut to the split point
 
@@ -217,26 +269,47 @@ class Planner:
             return None
         learned = self._learned(prefix, sample, known)
         spaced = any(c[len(prefix) : len(prefix) + 1].isspace() for c in learned)
-        static = self._static(prefix, spaced)
-        order = list(dict.fromkeys(learned + ([] if sample.true_totals else static)))
-        taken = set(order)
-        probes: list[str] = []
+        taken = set(learned)
+        # the first characters of the static alphabet count as likely: one split, and a first page of
+        # a whole client may miss a letter that starts thousands of names
+        suggested = self._from_pairs(prefix, sample.pairs, spaced) + ([] if prefix else list(self.first))
+        likely = self._by_prior([p for p in dict.fromkeys(suggested) if p not in taken], sample.prior)
+        taken.update(likely)
         unmatched = [n for n in sample.names if self._unreachable(n, prefix)]
-        if sample.true_totals:
-            # names the sample shows no child can match are part of the shortfall whatever is probed:
-            # then only the static alphabet is probed, not the broad set
-            rest = static
-            if not unmatched:
-                rest = static + (self._expand(prefix, self.broad) if prefix else list(self.broad))
-            probes = self._by_prior([p for p in dict.fromkeys(rest) if p not in taken], sample.prior)
+        # then the static alphabet, and the broad set unless the sample shows names no child can match
+        # (they are a shortfall whatever is probed)
+        rest = self._static(prefix, spaced)
+        if not (sample.true_totals and unmatched):
+            rest += self._expand(prefix, self.broad) if prefix else list(self.broad)
+        rest = self._by_prior([p for p in dict.fromkeys(rest) if p not in taken], sample.prior)
         cut = sorted({fold(n or "")[: len(prefix) + 2] for n in unmatched})
         return Split(
             "name",
-            [{**filters, "name": p} for p in order],
-            [{**filters, "name": p} for p in probes],
+            [{**filters, "name": p} for p in learned],
+            [{**filters, "name": p} for p in likely + rest],
+            likely=len(likely),
             unmatched=len(unmatched),
             unmatched_prefixes=cut[:8],
         )
+
+    def _from_pairs(self, prefix: str, pairs: Set[tuple[str, str]], spaced: bool) -> list[str]:
+        """Children the learned alphabet suggests: `prefix` + each character seen after its last one;
+        after whitespace (only where names are seen to continue with a space), each character seen
+        to start a word."""
+        if not pairs:
+            return []
+        last = prefix[-1:]
+        out: list[str] = []
+        word_starts: list[str] | None = None
+        for before, char in sorted(pairs):
+            if before != last:
+                continue
+            if not char.isspace():
+                out.append(prefix + char)
+            elif spaced and prefix and word_starts is None:
+                word_starts = sorted({c for b, c in pairs if b.isspace() and not c.isspace()})
+                out.extend(prefix + " " + c for c in word_starts)
+        return [c for c in dict.fromkeys(out) if self._valid(c, prefix)]
 
     @staticmethod
     def _by_prior(prefixes: list[str], prior: Mapping[str, int]) -> list[str]:
