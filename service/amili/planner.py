@@ -40,6 +40,7 @@ children cover the parent whatever the names are, and the probes find any other 
 
 from __future__ import annotations
 
+import bisect
 import string
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Set
@@ -94,16 +95,33 @@ def _broad() -> str:
 BROAD = _broad()
 
 
+def _common(a: str, b: str) -> int:
+    """The length of the longest common prefix (a bisection on slice comparisons, which run in C)."""
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while hi - lo > 1:  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 class KnownNames:
     """What the caller's own names (e.g. the local snapshot's) say about the dense prefixes: for every
     prefix at least `dense` names start with, the characters that follow it.
 
     Built in one pass over the names in folded code point order (`SnapshotCache.names` streams them
-    so): a stack of the current name's prefixes, each finished when the next name leaves it. Only
-    the dense prefixes are kept (a few thousand entries at a million names, where a sorted list of
-    every name took ~60 MB): a split asks only about prefixes with at least `maximumCount` matches.
-    A collection (list, tuple, set) is folded and sorted here; any other iterable must already be
-    folded and sorted (a `ValueError` says so otherwise).
+    so): the prefixes where consecutive names part (their common prefixes) form a stack of open
+    ranges, each closed when a name leaves it; a closed range of at least `dense` names is kept
+    with the characters seen after its prefix. A prefix where no names part (all of them go on
+    with the same character) is answered from the shortest kept prefix that extends it. A few
+    thousand entries at a million names, where a sorted list of every name took ~60 MB; a split
+    asks only about prefixes with at least `maximumCount` matches. A collection (list, tuple, set)
+    is folded and sorted here; any other iterable must already be folded and sorted (a
+    `ValueError` says so otherwise).
     """
 
     def __init__(self, names: Iterable[str | None] = (), *, dense: int = 1) -> None:
@@ -114,6 +132,7 @@ class KnownNames:
             self._build(sorted(fold(n) for n in names if n))
         else:
             self._build(self._checked(names))
+        self._keys = sorted(self._next)
 
     @staticmethod
     def _checked(names: Iterable[str | None]) -> Iterator[str]:
@@ -129,36 +148,40 @@ class KnownNames:
             yield name
 
     def _build(self, names: Iterable[str]) -> None:
-        # the stack: for each prefix of the previous name (depth = index), the index of its first
-        # name and the characters seen after it
-        starts: list[int] = [0]
-        nexts: list[set[str]] = [set()]
-        prev = ""
         limit = MAX_PREFIX_LENGTH
-        index = -1
-        for index, name in enumerate(names):
-            if name == prev:
+        # open ranges, shallowest first: [prefix length, index of the range's first name, characters after it]
+        stack: list[tuple[int, int, set[str]]] = [(0, 0, set())]
+        prev: str | None = None
+        index = 0
+        for index, full in enumerate(names):
+            name = full[:limit]
+            if prev is None:
+                prev = name
+                if name:
+                    stack[0][2].add(name[0])
                 continue
-            common = 0
-            end = min(len(prev), len(name), limit)
-            while common < end and prev[common] == name[common]:
-                common += 1
-            for depth in range(len(starts) - 1, common, -1):  # prefixes the previous name leaves
-                self._keep(prev[:depth], index - starts[depth], nexts[depth])
-            del starts[common + 1 :], nexts[common + 1 :]
-            deepest = min(len(name), limit)
-            if common < deepest:
-                nexts[common].add(name[common])
-            for depth in range(common + 1, deepest + 1):
-                starts.append(index)
-                nexts.append({name[depth]} if depth < deepest else set())
+            common = _common(prev, name)
+            first = index - 1
+            while stack[-1][0] > common:  # ranges the new name leaves
+                depth, first, chars = stack.pop()
+                self._keep(prev[:depth], index - first, chars)
+            if stack[-1][0] < common:
+                stack.append((common, first, set()))
+            chars = stack[-1][2]
+            if len(prev) > common:
+                chars.add(prev[common])
+            if len(name) > common:
+                chars.add(name[common])
             prev = name
+        if prev is None:
+            return
         self._count = index + 1
-        for depth in range(len(starts) - 1, -1, -1):
-            self._keep(prev[:depth], self._count - starts[depth], nexts[depth])
+        while stack:
+            depth, first, chars = stack.pop()
+            self._keep(prev[:depth], self._count - first, chars)
 
     def _keep(self, prefix: str, count: int, chars: set[str]) -> None:
-        if count >= self.dense and chars:
+        if count >= self.dense:  # also a name many customers bear (no characters after it)
             self._next[prefix] = "".join(sorted(chars))
 
     def __len__(self) -> int:
@@ -171,9 +194,14 @@ class KnownNames:
         return len(self._next)
 
     def next_chars(self, prefix: str, limit: int = 512) -> list[str]:
-        """The distinct characters that follow the dense `prefix` (folded) in the known names, in code
-        point order; none when fewer than `dense` names start with it."""
-        return list(self._next.get(prefix, ""))[:limit]
+        """The distinct characters that follow `prefix` (folded) in the known names, in code point
+        order; none when fewer than `dense` names start with it."""
+        chars = self._next.get(prefix)
+        if chars is None:
+            at = bisect.bisect_left(self._keys, prefix)
+            longer = self._keys[at] if at < len(self._keys) else ""
+            chars = longer[len(prefix)] if longer.startswith(prefix) and len(longer) > len(prefix) else ""
+        return list(chars)[:limit]
 
 
 NO_NAMES = KnownNames()

@@ -238,12 +238,14 @@ class SnapshotStore:
             db.execute("PRAGMA temp_store=FILE")
             db.execute("PRAGMA cache_size=-2048")
             db.create_function("casefold", 1, _casefold, deterministic=True)
+            # `casefold` once per row: an alias in WHERE would call it again
+            name = "json_extract(CAST(value AS TEXT), '$.state.name')"
             rows = db.execute(
-                "SELECT casefold(json_extract(CAST(value AS TEXT), '$.state.name')) AS folded "
-                "FROM customers WHERE client_no = ? AND removed = 0 AND folded != '' ORDER BY folded",
+                f"SELECT casefold({name}) FROM customers "  # noqa: S608 - a constant, no input
+                f"WHERE client_no = ? AND removed = 0 AND {name} != '' ORDER BY 1",
                 (client_no,),
             )
-            yield from (name for (name,) in rows)
+            yield from (folded for (folded,) in rows if folded)
         finally:
             db.close()
 

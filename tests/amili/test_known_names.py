@@ -19,7 +19,7 @@ def brute_force(names: list[str], dense: int) -> dict[str, str]:
             counts[name[:depth]] = counts.get(name[:depth], 0) + 1
             if depth < len(name):
                 out.setdefault(name[:depth], set()).add(name[depth])
-    return {p: "".join(sorted(c)) for p, c in out.items() if counts[p] >= dense}
+    return {p: "".join(sorted(out.get(p, ()))) for p, n in counts.items() if n >= dense}
 
 
 def test_next_chars_of_dense_prefixes_only() -> None:
@@ -44,7 +44,8 @@ def test_one_pass_agrees_with_counting_every_prefix(seed: int) -> None:
         known = KnownNames(names, dense=dense)
         want = brute_force(names, dense)
         assert {p: "".join(known.next_chars(p)) for p in want} == want
-        assert known.prefixes == len(want)
+        # kept: only the prefixes where names part or end; the others are answered from them
+        assert known.prefixes <= len(want)
 
 
 def test_a_stream_is_read_once_and_must_be_folded_and_sorted() -> None:
