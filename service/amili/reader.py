@@ -64,6 +64,7 @@ PROBE_BATCH = 8  # probes sent at once while a shortfall remains
 MAX_GAPS = 16  # gap entries kept in the report (each a few hundred bytes at most)
 GAP_TEXT = 32  # characters of a prefix kept in a gap entry
 MAX_POOL = 20_000  # sampled names a slice passes on to its children
+ORDERED_PAGE = 20  # a first page of this many names or more, all in name order, is no random sample
 _PAGE, _SLICE = 0, 1  # work priorities: finish open queries before starting new slices
 
 
@@ -96,6 +97,7 @@ class _Slice:
     shortfall: int = 0  # true totals: customers of this split slice its children do not hold
     pool: list[str] = field(default_factory=list)  # folded sampled names of this slice and its ancestors
     tried: set[frozenset[tuple[str, str]]] = field(default_factory=set)  # filters of its children
+    ordered: bool = False  # its first page came in name order: no sample of the slice, its start only
     query_id: str | None = None
     generation: int = 0
     restarts: int = 0
@@ -371,7 +373,9 @@ class CustomerRead(ClosesOnExit):
         self._learn_prior(sample)
         # the samples of the ancestors that fall under this slice teach it too (rare characters that
         # one page of 1,000 misses are often on another)
-        sl.pool = self._inherited(sl) + [fold(n) for n in sample.names if n]
+        own = [fold(n) for n in sample.names if n]
+        sl.ordered = len(own) >= ORDERED_PAGE and all(a <= b for a, b in itertools.pairwise(own))
+        sl.pool = self._inherited(sl) + own
         sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior, self._pairs)
         plan = (
             self._strategy.split(sl.filters, sl.level, sample, self._known)
@@ -502,6 +506,8 @@ class CustomerRead(ClosesOnExit):
                     self._gap("below-cap", sl, missing, exact=False)
                 elif sl.unmatched:
                     self._gap("unmatched-names", sl, sl.unmatched, exact=False)
+                elif sl.ordered:  # how many is unknown: what follows the page's last name was never seen
+                    self._gap("ordered-sample", sl, 0, exact=False)
         return spawned
 
     def _gap(self, kind: str, sl: _Slice, missing: int, *, exact: bool) -> None:
