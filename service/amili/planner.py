@@ -6,15 +6,22 @@ prefix filter (`name`, or `customerno` where the API matches it as a prefix). Wh
 * **Learned** ones first: the characters that follow the prefix in the names on the truncated
   query's own first page (a free sample of up to `pagesize` matches) and in the names the caller
   already knows (the local snapshot, `KnownNames`).
+* **Likely** ones, as probes: the characters the client's *learned alphabet* (`Sample.pairs`: the
+  pairs of consecutive characters in the names the read has seen) says can follow the prefix's
+  last character (after a space: any character seen to start a word); at the top, the configured
+  first characters too.
 * The **configured static alphabet** (`slice_alphabet`, plus `FIRST_PUNCTUATION` at the first
-  character and `PUNCTUATION` deeper): children at once when the API caps `totalCount` (nothing
-  else can find a character the sample missed), otherwise held back as probes.
-* **Probes** (only when `totalCount` is the true count): after the children's first answers, the
-  parent's *shortfall* is its total minus the sum of its children's totals. While it is above zero
-  the reader tries the next probes, in order: the static alphabet, then `BROAD` (digits, ASCII,
-  Latin-1 and Latin Extended-A letters, whitespace and punctuation). A probe is the child's own
-  first request, so a probe that finds customers is already a slice; an empty one costs one small
-  answer. Coverage is proven only when every shortfall is zero.
+  character and `PUNCTUATION` deeper), then `BROAD` (digits, ASCII, Latin-1 and Latin Extended-A
+  letters, whitespace and punctuation), as further probes.
+* **True totals**: after the children's first answers, the parent's *shortfall* is its total minus
+  the sum of its children's totals. While it is above zero the reader tries the probes in order
+  (likely first, then by how often each character was seen). A probe is the child's own first
+  request, so a probe that finds customers is already a slice; an empty one costs one small answer.
+  Coverage is proven only when every shortfall is zero.
+* **Capped totals**: no sum tells what is missing. When nothing is left to read the reader asks the
+  planner again with the alphabet learned by then and tries every likely probe not yet tried (a
+  sweep, repeated until it adds nothing); the other probes only where the children surely hold less
+  than the cap.
 
 **Case.** The sandbox matches `name` as `casefold(name).startswith(casefold(value))` (full Unicode
 case folding: `ß` matches `ss`, `Σ` matches `σ`). The planner assumes exactly that: it compares

@@ -10,8 +10,11 @@ How a read goes:
    When the API reports true totals, a split slice whose children's totals add up to less than its
    own (a *shortfall*) gets the planner's probes, a few at a time, until the shortfall is zero or
    the probes run out (then the shortfall is a gap and coverage "incomplete"). When totals are
-   capped, a split slice whose children hold less than the cap, or whose sample has names no child
-   matches, is a detected gap (coverage stays "unproven"). Gaps go to `ReadReport.gaps` (bounded).
+   capped, every first page teaches the learned alphabet, and when nothing is left to read a sweep
+   tries at each split slice what it suggests (see `planner.py`); then a split slice whose
+   children hold less than the cap, whose sample has names no child matches, or whose first page
+   came in name order is a detected gap (coverage stays "unproven"). Gaps go to
+   `ReadReport.gaps` (bounded).
 2. A complete slice's first page is yielded and its other pages are fetched by `query` + `pageno`,
    `concurrency` requests at a time, pages before new slices (a short-lived queryId has less time
    to expire). Pages are yielded as they arrive, so in any order. `nextPage` is never followed

@@ -154,3 +154,17 @@ def test_full_size_dense_client_at_the_real_cap() -> None:
     assert len(seen) == count == 200_000 and max(seen.values()) == 1
     assert report.coverage == "proven" and report.unreachable == 0
     assert report.requests_per_1000 is not None and report.requests_per_1000 <= 10
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_full_size_dense_client_capped_totals_reaches_everyone() -> None:
+    """The same client with capped totals: every customer reached by the learned alphabet, cheaply."""
+    args = ["--name-mix", "dense", "--total-count", "capped"]
+    with running_sandbox({DENSE: 200_000}, seed=7, extra_args=args) as sb:
+        report, seen = read(settings(sb, page_size=1000, maximum_count=10_000), DENSE)
+        with httpx.Client(timeout=60) as http:
+            count = http.get(f"{sb.control_url}/clients/{DENSE}/count").json()["count"]
+    assert len(seen) == count == 200_000 and max(seen.values()) == 1
+    assert report.coverage == "unproven" and report.unreachable is None
+    assert report.requests_per_1000 is not None and report.requests_per_1000 <= 10
