@@ -8,8 +8,8 @@ prefix filter (`name`, or `customerno` where the API matches it as a prefix). Wh
   already knows (the local snapshot, `KnownNames`).
 * **Likely** ones, as probes: the characters the client's *learned alphabet* (`Sample.pairs`: the
   pairs of consecutive characters in the names the read has seen) says can follow the prefix's
-  last character (after a space: any character seen to start a word); at the top, the configured
-  first characters too.
+  last character (after a space: any character seen to start a word); for the first two
+  characters, the configured static alphabet too.
 * The **configured static alphabet** (`slice_alphabet`, plus `FIRST_PUNCTUATION` at the first
   character and `PUNCTUATION` deeper), then `BROAD` (digits, ASCII, Latin-1 and Latin Extended-A
   letters, whitespace and punctuation), as further probes.
@@ -305,9 +305,11 @@ class Planner:
         learned = self._learned(prefix, sample, known)
         spaced = any(c[len(prefix) : len(prefix) + 1].isspace() for c in learned)
         taken = set(learned)
-        # the first characters of the static alphabet count as likely: one split, and a first page of
-        # a whole client may miss a letter that starts thousands of names
-        suggested = self._from_pairs(prefix, sample.pairs, spaced) + ([] if prefix else list(self.first))
+        # the static alphabet counts as likely for the first two characters: few splits, and a first
+        # page of a whole client (or of all its "k" names) may miss a letter that starts thousands
+        # of names ("kv" is on no page when "kvam" is one "k" name in a hundred)
+        static = self._static(prefix, spaced) if len(prefix) <= 1 else []
+        suggested = self._from_pairs(prefix, sample.pairs, spaced) + static
         likely = self._by_prior([p for p in dict.fromkeys(suggested) if p not in taken], sample.prior)
         taken.update(likely)
         unmatched = [n for n in sample.names if self._unreachable(n, prefix)]

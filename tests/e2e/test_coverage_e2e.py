@@ -129,13 +129,14 @@ async def test_capped_totals_then_name_ordered_pages_known_customers_by_get_one(
 ) -> None:
     switch(small_cap, totalCount="capped")
     # the hold would stop the GETs: a whole family goes unseen once the pages are name-ordered
-    # first pages of 100 under the cap of 1,000: the ratio of 1,000 under the real 10,000
+    # first pages of 1,000 (the real page size) under the cap of 1,000: the families here are ten
+    # times smaller than at the real cap, so a first page of 100 would be a sample of ten times
+    # fewer of a rare name (tests/amili/test_slicing_sandbox.py reads name-ordered pages of 100)
     # learning from the API's pages only: the snapshot's names would teach the planner the families
     # that name-ordered pages hide (tests/engine: a steady run passes them), and the detection of
     # the gaps those pages leave is what is under test here
     worker = start_worker(
         AMILI_SYNC_SYNC__REMOVAL_HOLD_FRACTION="0.6",
-        AMILI_SYNC_API__PAGE_SIZE="100",
         AMILI_SYNC_SYNC__LEARN_NAMES_FROM_SNAPSHOT="false",
     )
     bootstrap, prefix = kafka_broker.bootstrap_servers, worker.env["AMILI_SYNC_TOPICS__PREFIX"]
