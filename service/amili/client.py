@@ -155,7 +155,8 @@ class AmiliClient(ClosesOnExit):
         `known_names` (e.g. the names in the local snapshot) teach the slicing planner which
         characters follow a dense prefix."""
         clean = {str(k).lower(): str(v) for k, v in (filters or {}).items() if v is not None and str(v) != ""}
-        known = KnownNames(known_names)
+        # prefixes a tenth of the cap start with: a split's children can be that small and still dense
+        known = KnownNames(known_names, dense=max(1, self.settings.maximum_count // 16))
         read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard, known=known)
         self._reads.add(read)
         return read

@@ -299,8 +299,9 @@ class ReadReport:
       not reach (`expected_total - customers`); None when totals are capped;
     - `gap_count` and `gaps`: detected gaps, at most 16 entries of a few hundred bytes: `kind`
       ("shortfall": exact count, true totals; "below-cap": a capped split slice whose children hold
-      less than the cap; "unmatched-names": sampled names no child matches; "capped": a slice read
-      capped), `slice` (its filters, values cut to 32 characters), `missing` (exact, or a lower
+      less than the cap; "unmatched-names": sampled names no child matches; "ordered-sample": a capped
+      split slice whose first page came in name order, so its children were learned from its
+      alphabetical start only, `missing` unknown (0); "capped": a slice read capped), `slice` (its filters, values cut to 32 characters), `missing` (exact, or a lower
       bound), `exact`, `unmatchedPrefixes` (where sampled names fell between the children, cut);
     - `known_names`: names the caller passed in to learn from; `customerno_prefix`: the API matches
       `customerno` as a prefix (True/False) when the read had to know, else None.

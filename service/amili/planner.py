@@ -6,15 +6,22 @@ prefix filter (`name`, or `customerno` where the API matches it as a prefix). Wh
 * **Learned** ones first: the characters that follow the prefix in the names on the truncated
   query's own first page (a free sample of up to `pagesize` matches) and in the names the caller
   already knows (the local snapshot, `KnownNames`).
+* **Likely** ones, as probes: the characters the client's *learned alphabet* (`Sample.pairs`: the
+  pairs of consecutive characters in the names the read has seen) says can follow the prefix's
+  last character (after a space: any character seen to start a word); for the first two
+  characters, the configured static alphabet too.
 * The **configured static alphabet** (`slice_alphabet`, plus `FIRST_PUNCTUATION` at the first
-  character and `PUNCTUATION` deeper): children at once when the API caps `totalCount` (nothing
-  else can find a character the sample missed), otherwise held back as probes.
-* **Probes** (only when `totalCount` is the true count): after the children's first answers, the
-  parent's *shortfall* is its total minus the sum of its children's totals. While it is above zero
-  the reader tries the next probes, in order: the static alphabet, then `BROAD` (digits, ASCII,
-  Latin-1 and Latin Extended-A letters, whitespace and punctuation). A probe is the child's own
-  first request, so a probe that finds customers is already a slice; an empty one costs one small
-  answer. Coverage is proven only when every shortfall is zero.
+  character and `PUNCTUATION` deeper), then `BROAD` (digits, ASCII, Latin-1 and Latin Extended-A
+  letters, whitespace and punctuation), as further probes.
+* **True totals**: after the children's first answers, the parent's *shortfall* is its total minus
+  the sum of its children's totals. While it is above zero the reader tries the probes in order
+  (likely first, then by how often each character was seen). A probe is the child's own first
+  request, so a probe that finds customers is already a slice; an empty one costs one small answer.
+  Coverage is proven only when every shortfall is zero.
+* **Capped totals**: no sum tells what is missing. When nothing is left to read the reader asks the
+  planner again with the alphabet learned by then and tries every likely probe not yet tried (a
+  sweep, repeated until it adds nothing); the other probes only where the children surely hold less
+  than the cap.
 
 **Case.** The sandbox matches `name` as `casefold(name).startswith(casefold(value))` (full Unicode
 case folding: `ß` matches `ss`, `Σ` matches `σ`). The planner assumes exactly that: it compares
@@ -43,7 +50,7 @@ from __future__ import annotations
 import bisect
 import string
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,40 +102,113 @@ def _broad() -> str:
 BROAD = _broad()
 
 
-class KnownNames:
-    """Names the caller already knows (e.g. the local snapshot), folded and sorted for prefix lookups."""
+def _common(a: str, b: str) -> int:
+    """The length of the longest common prefix (a bisection on slice comparisons, which run in C)."""
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while hi - lo > 1:  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
-    def __init__(self, names: Iterable[str | None] = ()) -> None:
-        self._names = sorted({fold(n) for n in names if n})
+
+class KnownNames:
+    """What the caller's own names (e.g. the local snapshot's) say about the dense prefixes: for every
+    prefix at least `dense` names start with, the characters that follow it.
+
+    Built in one pass over the names in folded code point order (`SnapshotCache.names` streams them
+    so): the prefixes where consecutive names part (their common prefixes) form a stack of open
+    ranges, each closed when a name leaves it; a closed range of at least `dense` names is kept
+    with the characters seen after its prefix. A prefix where no names part (all of them go on
+    with the same character) is answered from the shortest kept prefix that extends it. A few
+    thousand entries at a million names, where a sorted list of every name took ~60 MB; a split
+    asks only about prefixes with at least `maximumCount` matches. A collection (list, tuple, set)
+    is folded and sorted here; any other iterable must already be folded and sorted (a
+    `ValueError` says so otherwise).
+    """
+
+    def __init__(self, names: Iterable[str | None] = (), *, dense: int = 1) -> None:
+        self.dense = max(1, dense)
+        self._next: dict[str, str] = {}
+        self._count = 0
+        if isinstance(names, Collection):
+            self._build(sorted(fold(n) for n in names if n))
+        else:
+            self._build(self._checked(names))
+        self._keys = sorted(self._next)
+
+    @staticmethod
+    def _checked(names: Iterable[str | None]) -> Iterator[str]:
+        last = ""
+        for name in names:
+            if not name:
+                continue
+            if name < last or fold(name) != name:
+                raise ValueError(
+                    "known names streamed from an iterator must be folded and in code point order"
+                )
+            last = name
+            yield name
+
+    def _build(self, names: Iterable[str]) -> None:
+        limit = MAX_PREFIX_LENGTH
+        # open ranges, shallowest first: [prefix length, index of the range's first name, characters after it]
+        stack: list[tuple[int, int, set[str]]] = [(0, 0, set())]
+        prev: str | None = None
+        index = 0
+        for index, full in enumerate(names):
+            name = full[:limit]
+            if prev is None:
+                prev = name
+                if name:
+                    stack[0][2].add(name[0])
+                continue
+            common = _common(prev, name)
+            first = index - 1
+            while stack[-1][0] > common:  # ranges the new name leaves
+                depth, first, chars = stack.pop()
+                self._keep(prev[:depth], index - first, chars)
+            if stack[-1][0] < common:
+                stack.append((common, first, set()))
+            chars = stack[-1][2]
+            if len(prev) > common:
+                chars.add(prev[common])
+            if len(name) > common:
+                chars.add(name[common])
+            prev = name
+        if prev is None:
+            return
+        self._count = index + 1
+        while stack:
+            depth, first, chars = stack.pop()
+            self._keep(prev[:depth], self._count - first, chars)
+
+    def _keep(self, prefix: str, count: int, chars: set[str]) -> None:
+        if count >= self.dense:  # also a name many customers bear (no characters after it)
+            self._next[prefix] = "".join(sorted(chars))
 
     def __len__(self) -> int:
-        return len(self._names)
+        """How many names were read."""
+        return self._count
+
+    @property
+    def prefixes(self) -> int:
+        """How many dense prefixes are kept."""
+        return len(self._next)
 
     def next_chars(self, prefix: str, limit: int = 512) -> list[str]:
         """The distinct characters that follow `prefix` (folded) in the known names, in code point
-        order; one bisection per character found, whatever the number of names."""
-        names: list[str] = self._names
-        out: list[str] = []
-        lo = bisect.bisect_right(names, prefix)  # skips a name equal to the prefix
-        depth = len(prefix)
-        while lo < len(names) and len(out) < limit:
-            name = names[lo]
-            if not name.startswith(prefix):
-                break
-            char = name[depth]
-            out.append(char)
-            lo = bisect.bisect_left(names, prefix + char + "\U0010ffff", lo)
-        return out
-
-    def names_after(self, prefix: str, limit: int = 64) -> list[str]:
-        """Up to `limit` known names that start with `prefix` (for the characters after a space)."""
-        lo = bisect.bisect_left(self._names, prefix)
-        out = []
-        for name in self._names[lo : lo + limit]:
-            if not name.startswith(prefix):
-                break
-            out.append(name)
-        return out
+        order; none when fewer than `dense` names start with it."""
+        chars = self._next.get(prefix)
+        if chars is None:
+            at = bisect.bisect_left(self._keys, prefix)
+            longer = self._keys[at] if at < len(self._keys) else ""
+            chars = longer[len(prefix)] if longer.startswith(prefix) and len(longer) > len(prefix) else ""
+        return list(chars)[:limit]
 
 
 NO_NAMES = KnownNames()
@@ -144,6 +224,10 @@ class Sample:
     # how often each (folded) character was seen in the names of the read so far: probes go in
     # this order (a letter seen everywhere before a digit never seen), then in alphabet order
     prior: Mapping[str, int] = field(default_factory=dict)
+    # the client's learned alphabet: (character, the character after it) pairs seen in the folded
+    # names read so far, ("", c) for a first character; a prefix ending in `a` is tried next with
+    # what followed an `a` anywhere (after whitespace: what starts a word)
+    pairs: Set[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -153,6 +237,9 @@ class Split:
     dimension: Dimension
     children: list[dict[str, str]]
     probes: list[dict[str, str]] = field(default_factory=list)
+    # the first `likely` probes add a character the learned alphabet says can follow the prefix: with
+    # capped totals these are tried whatever the sums say (nothing else can find what the sample missed)
+    likely: int = 0
     unmatched: int = 0  # sampled customers that no child (nor probe) can match
     unmatched_prefixes: list[str] = field(default_factory=list)  # where, cut to the split point
 
@@ -217,26 +304,49 @@ class Planner:
             return None
         learned = self._learned(prefix, sample, known)
         spaced = any(c[len(prefix) : len(prefix) + 1].isspace() for c in learned)
-        static = self._static(prefix, spaced)
-        order = list(dict.fromkeys(learned + ([] if sample.true_totals else static)))
-        taken = set(order)
-        probes: list[str] = []
+        taken = set(learned)
+        # the static alphabet counts as likely for the first two characters: few splits, and a first
+        # page of a whole client (or of all its "k" names) may miss a letter that starts thousands
+        # of names ("kv" is on no page when "kvam" is one "k" name in a hundred)
+        static = self._static(prefix, spaced) if len(prefix) <= 1 else []
+        suggested = self._from_pairs(prefix, sample.pairs, spaced) + static
+        likely = self._by_prior([p for p in dict.fromkeys(suggested) if p not in taken], sample.prior)
+        taken.update(likely)
         unmatched = [n for n in sample.names if self._unreachable(n, prefix)]
-        if sample.true_totals:
-            # names the sample shows no child can match are part of the shortfall whatever is probed:
-            # then only the static alphabet is probed, not the broad set
-            rest = static
-            if not unmatched:
-                rest = static + (self._expand(prefix, self.broad) if prefix else list(self.broad))
-            probes = self._by_prior([p for p in dict.fromkeys(rest) if p not in taken], sample.prior)
+        # then the static alphabet, and the broad set unless the sample shows names no child can match
+        # (they are a shortfall whatever is probed)
+        rest = self._static(prefix, spaced)
+        if not (sample.true_totals and unmatched):
+            rest += self._expand(prefix, self.broad) if prefix else list(self.broad)
+        rest = self._by_prior([p for p in dict.fromkeys(rest) if p not in taken], sample.prior)
         cut = sorted({fold(n or "")[: len(prefix) + 2] for n in unmatched})
         return Split(
             "name",
-            [{**filters, "name": p} for p in order],
-            [{**filters, "name": p} for p in probes],
+            [{**filters, "name": p} for p in learned],
+            [{**filters, "name": p} for p in likely + rest],
+            likely=len(likely),
             unmatched=len(unmatched),
             unmatched_prefixes=cut[:8],
         )
+
+    def _from_pairs(self, prefix: str, pairs: Set[tuple[str, str]], spaced: bool) -> list[str]:
+        """Children the learned alphabet suggests: `prefix` + each character seen after its last one;
+        after whitespace (only where names are seen to continue with a space), each character seen
+        to start a word."""
+        if not pairs:
+            return []
+        last = prefix[-1:]
+        out: list[str] = []
+        word_starts: list[str] | None = None
+        for before, char in sorted(pairs):
+            if before != last:
+                continue
+            if not char.isspace():
+                out.append(prefix + char)
+            elif spaced and prefix and word_starts is None:
+                word_starts = sorted({c for b, c in pairs if b.isspace() and not c.isspace()})
+                out.extend(prefix + " " + c for c in word_starts)
+        return [c for c in dict.fromkeys(out) if self._valid(c, prefix)]
 
     @staticmethod
     def _by_prior(prefixes: list[str], prior: Mapping[str, int]) -> list[str]:

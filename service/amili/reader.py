@@ -10,8 +10,11 @@ How a read goes:
    When the API reports true totals, a split slice whose children's totals add up to less than its
    own (a *shortfall*) gets the planner's probes, a few at a time, until the shortfall is zero or
    the probes run out (then the shortfall is a gap and coverage "incomplete"). When totals are
-   capped, a split slice whose children hold less than the cap, or whose sample has names no child
-   matches, is a detected gap (coverage stays "unproven"). Gaps go to `ReadReport.gaps` (bounded).
+   capped, every first page teaches the learned alphabet, and when nothing is left to read a sweep
+   tries at each split slice what it suggests (see `planner.py`); then a split slice whose
+   children hold less than the cap, whose sample has names no child matches, or whose first page
+   came in name order is a detected gap (coverage stays "unproven"). Gaps go to
+   `ReadReport.gaps` (bounded).
 2. A complete slice's first page is yielded and its other pages are fetched by `query` + `pageno`,
    `concurrency` requests at a time, pages before new slices (a short-lived queryId has less time
    to expire). Pages are yielded as they arrive, so in any order. `nextPage` is never followed
@@ -40,9 +43,10 @@ would otherwise keep its tasks alive).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -64,6 +68,7 @@ PROBE_BATCH = 8  # probes sent at once while a shortfall remains
 MAX_GAPS = 16  # gap entries kept in the report (each a few hundred bytes at most)
 GAP_TEXT = 32  # characters of a prefix kept in a gap entry
 MAX_POOL = 20_000  # sampled names a slice passes on to its children
+ORDERED_PAGE = 20  # a first page of this many names or more, all in name order, is no random sample
 _PAGE, _SLICE = 0, 1  # work priorities: finish open queries before starting new slices
 
 
@@ -95,6 +100,8 @@ class _Slice:
     unmatched_prefixes: list[str] = field(default_factory=list)
     shortfall: int = 0  # true totals: customers of this split slice its children do not hold
     pool: list[str] = field(default_factory=list)  # folded sampled names of this slice and its ancestors
+    tried: set[frozenset[tuple[str, str]]] = field(default_factory=set)  # filters of its children
+    ordered: bool = False  # its first page came in name order: no sample of the slice, its start only
     query_id: str | None = None
     generation: int = 0
     restarts: int = 0
@@ -139,6 +146,7 @@ class CustomerRead(ClosesOnExit):
         self._true_totals = False  # seen totalCount > maximumCount: the API reports true totals
         self._probe_lock = asyncio.Lock()
         self._prior: Counter[str] = Counter()
+        self._pairs: set[tuple[str, str]] = set()  # the learned alphabet (see `Sample.pairs`)
         self._fetcher = fetcher
         self._strategy = strategy
         self._client_no = client_no
@@ -238,7 +246,7 @@ class CustomerRead(ClosesOnExit):
                 self._out.put_nowait(_Failed(exc))
                 return
             self._pending -= 1
-            if self._pending == 0:
+            if self._pending == 0 and not self._sweep():
                 self._out.put_nowait(_DONE)
 
     async def _guarded(self, fetch: Callable[[], Awaitable[CustomerList]], sl: _Slice, page_no: int) -> None:
@@ -284,6 +292,8 @@ class CustomerRead(ClosesOnExit):
             sl.true_total = total
             if sl is self._root:
                 self.report.expected_total = total
+            if not self._true_totals:  # capped totals: every first page teaches the learned alphabet
+                self._learn_pairs(c.name for c in answer.customers)
             return self._open_pages(sl, answer, total, cap)
         finally:
             parent = sl.parent
@@ -295,7 +305,7 @@ class CustomerRead(ClosesOnExit):
     def _sample(self, answer: CustomerList, true_totals: bool) -> Sample:
         customers = answer.customers
         names = [c.name for c in customers]
-        return Sample(names, [c.customerNo for c in customers], true_totals, self._prior)
+        return Sample(names, [c.customerNo for c in customers], true_totals, self._prior, self._pairs)
 
     @staticmethod
     def _inherited(sl: _Slice) -> list[str]:
@@ -311,8 +321,17 @@ class CustomerRead(ClosesOnExit):
         for name in sample.names:
             if name:
                 counts.update(fold(name))
+        self._learn_pairs(sample.names)
         for number in sample.customer_nos:
             counts.update(fold(number))
+
+    def _learn_pairs(self, names: Iterable[str | None]) -> None:
+        pairs = self._pairs
+        for name in names:
+            if name:
+                folded = fold(name)
+                pairs.add(("", folded[0]))
+                pairs.update(itertools.pairwise(folded))
 
     async def _before_open(self, sl: _Slice, answer: CustomerList) -> None:
         """Ask the API once whether `customerno` is a prefix match, when a split would use it."""
@@ -358,8 +377,10 @@ class CustomerRead(ClosesOnExit):
         self._learn_prior(sample)
         # the samples of the ancestors that fall under this slice teach it too (rare characters that
         # one page of 1,000 misses are often on another)
-        sl.pool = self._inherited(sl) + [fold(n) for n in sample.names if n]
-        sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior)
+        own = [fold(n) for n in sample.names if n]
+        sl.ordered = len(own) >= ORDERED_PAGE and all(a <= b for a, b in itertools.pairwise(own))
+        sl.pool = self._inherited(sl) + own
+        sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior, self._pairs)
         plan = (
             self._strategy.split(sl.filters, sl.level, sample, self._known)
             if sl.level < MAX_SPLIT_LEVEL
@@ -422,6 +443,7 @@ class CustomerRead(ClosesOnExit):
 
     def _spawn(self, sl: _Slice, children: list[dict[str, str]], *, probe: bool) -> None:
         for filters in children:
+            sl.tried.add(frozenset(filters.items()))
             child = _Slice(filters, sl.level + 1, parent=sl, probe=probe)
             sl.children.append(child)
             sl.open_children += 1
@@ -433,7 +455,6 @@ class CustomerRead(ClosesOnExit):
     def _settle(self, sl: _Slice) -> None:
         """Every child of a split slice has answered: probe on while a shortfall remains, or record
         what is detectably missing."""
-        cap = self._fetcher.maximum_count
         held = sum(c.total_count or 0 for c in sl.children)
         if sl.true_total is not None:
             shortfall = sl.true_total - held
@@ -452,11 +473,46 @@ class CustomerRead(ClosesOnExit):
                     f"(the slices overlap: the API matches differently than assumed)"
                 )
             return
-        truncated_child = any(c.split or c.capped for c in sl.children)
-        if not truncated_child and held < cap:
-            self._gap("below-cap", sl, cap - held, exact=False)
-        elif sl.unmatched:
-            self._gap("unmatched-names", sl, sl.unmatched, exact=False)
+        # capped totals: the sweep (when nothing else is left to read) probes on, then records gaps
+
+    def _below_cap(self, sl: _Slice) -> int:
+        """Capped totals: how many customers a split slice's children surely lack (its own total
+        is at least the cap; a child at the cap may hold more than it says, so then nothing is sure)."""
+        if any(c.split or c.capped for c in sl.children):
+            return 0
+        return max(self._fetcher.maximum_count - sum(c.total_count or 0 for c in sl.children), 0)
+
+    def _sweep(self) -> bool:
+        """Nothing is left to read. With capped totals, no sum says what a split slice's children
+        miss: try at every split slice the characters the learned alphabet (now larger than when the
+        slice was split) says can follow its prefix, and where the children surely hold less than
+        the cap, the static and broad alphabets too, a batch at a time. True when probes were sent;
+        otherwise the detectable gaps are recorded and the read ends."""
+        capped = [s for s in self._walk(self._root) if s.split and s.true_total is None]
+        spawned = False
+        for sl in capped:
+            plan = self._strategy.split(
+                sl.filters, sl.level, Sample(sl.pool, (), False, self._prior, self._pairs), self._known
+            )
+            if plan is None:
+                continue
+            likely = [f for f in plan.probes[: plan.likely] if frozenset(f.items()) not in sl.tried]
+            if not likely and self._below_cap(sl):
+                rest = (f for f in plan.probes[plan.likely :] if frozenset(f.items()) not in sl.tried)
+                likely = list(itertools.islice(rest, PROBE_BATCH))
+            if likely:
+                log.debug("amili.probing", clientNo=self._client_no, slice=sl.describe(), probes=len(likely))
+                self._spawn(sl, likely, probe=True)
+                spawned = True
+        if not spawned:
+            for sl in capped:
+                if missing := self._below_cap(sl):
+                    self._gap("below-cap", sl, missing, exact=False)
+                elif sl.unmatched:
+                    self._gap("unmatched-names", sl, sl.unmatched, exact=False)
+                elif sl.ordered:  # how many is unknown: what follows the page's last name was never seen
+                    self._gap("ordered-sample", sl, 0, exact=False)
+        return spawned
 
     def _gap(self, kind: str, sl: _Slice, missing: int, *, exact: bool) -> None:
         report = self.report

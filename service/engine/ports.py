@@ -81,7 +81,8 @@ class CustomerSource(Protocol):
         known_names: Iterable[str | None] = (),
     ) -> CustomerStream:
         """`known_names`: names the caller already knows (the snapshot's), for the slicing to learn
-        which characters follow a dense name prefix."""
+        which characters follow a dense name prefix; read once: a collection in any order, any other
+        iterable folded and in code point order (as `SnapshotCache.names` streams them)."""
         ...
 
     async def get_customer(self, client_no: int, customer_no: str) -> Customer | None:
@@ -110,7 +111,8 @@ class SnapshotCache(Protocol):
     def count(self, client_no: int) -> int: ...
 
     def names(self, client_no: int) -> Iterator[str]:
-        """The names in the client's stored states."""
+        """The names in the client's stored states, folded (`str.casefold`), in code point order,
+        streamed (the slicing keeps only what it can use of them)."""
         ...
 
     def apply(

@@ -298,7 +298,10 @@ def _dense_name(kind: int, a: int, b: int) -> str:
     elif kind == KIND_COMPANY:
         word = _pick(w.DENSE_COMPANY, a)
         if word is not None:
-            return f"{word} {w.COMPANY_SUFFIXES[b % len(w.COMPANY_SUFFIXES)]}"
+            # a place between word and suffix: "Über AS" alone would be the exact name of ~14,000
+            # customers at 1,000,000, more than the cap (a slice no prefix can complete)
+            place = w.PUBLIC_PLACES[a % len(w.PUBLIC_PLACES)]
+            return f"{word} {place} {w.COMPANY_SUFFIXES[b % len(w.COMPANY_SUFFIXES)]}"
     return _classic_name(kind, a, b)
 
 

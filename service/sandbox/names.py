@@ -161,7 +161,7 @@ NICKNAMES: tuple[str, ...] = ("Oa", "Kaja", "Pelle", "Lisa", "Nisse", "Bjønn", 
 # Name mixes (`--name-mix`). "classic": the lists above. "dense": dense name families whose prefixes
 # exceed the 10,000 cap (from about 200,000 customers on) and continue through characters a fixed
 # alphabet of digits, A-Z and ÆØÅ does not have: a letter with a diacritic at the first position
-# ("Über ...") and deeper ("Gómez ...", "Kari Çelik"), an apostrophe ("D'Angelo ..."), a full stop
+# ("Über Bergen AS") and deeper ("Gómez ...", "Kari Çelik"), an apostrophe ("D'Angelo ..."), a full stop
 # and a space ("Dr. ..."), a hyphen ("Anne-Marie ..."), an ampersand ("Holm & Co ..."), a lower-case
 # particle ("van der ..."). "stuck": names a prefix cannot separate: a sixth of all customers are
 # called exactly "Fjord AS", some have an empty name or one that starts with a space.

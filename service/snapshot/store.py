@@ -101,6 +101,11 @@ def private_file(path: Path) -> None:
             companion.chmod(FILE_MODE)
 
 
+def _casefold(value: object) -> str | None:
+    """SQL `casefold(x)`: Python's full Unicode case folding of a text, NULL otherwise."""
+    return value.casefold() if isinstance(value, str) else None
+
+
 class SnapshotStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -237,13 +242,25 @@ class SnapshotStore:
         return int(row[0])
 
     def names(self, client_no: int) -> Iterator[str]:
-        """The names in the client's stored states, read by SQLite itself (no row decoded here)."""
-        rows = self.db.execute(
-            "SELECT json_extract(CAST(value AS TEXT), '$.state.name') FROM customers "
-            "WHERE client_no = ? AND removed = 0",
-            (client_no,),
-        )
-        return (name for (name,) in rows if isinstance(name, str) and name)
+        """The names in the client's stored states, folded (`str.casefold`) and in code point order
+        (the order `KnownNames` reads in one pass, keeping only what slicing can use). SQLite sorts
+        them on a read-only connection of its own whose sort spills to temporary files (the main
+        connection keeps its temporary data in memory): a million names are not held in memory."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            db.execute("PRAGMA temp_store=FILE")
+            db.execute("PRAGMA cache_size=-2048")
+            db.create_function("casefold", 1, _casefold, deterministic=True)
+            # `casefold` once per row: an alias in WHERE would call it again
+            name = "json_extract(CAST(value AS TEXT), '$.state.name')"
+            rows = db.execute(
+                f"SELECT casefold({name}) FROM customers "  # noqa: S608 - a constant, no input
+                f"WHERE client_no = ? AND removed = 0 AND {name} != '' ORDER BY 1",
+                (client_no,),
+            )
+            yield from (folded for (folded,) in rows if folded)
+        finally:
+            db.close()
 
     def get_meta(self, client_no: int) -> ClientMeta | None:
         row = self.db.execute("SELECT value FROM client_meta WHERE client_no = ?", (client_no,)).fetchone()

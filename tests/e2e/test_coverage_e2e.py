@@ -45,6 +45,13 @@ def small_cap() -> Iterator[SandboxHandle]:
         yield sb
 
 
+def get_one_404s(sb: SandboxHandle) -> int:
+    """GET-one requests the sandbox answered 404 so far."""
+    r = httpx.get(f"{sb.control_url}/stats", timeout=30)
+    assert r.status_code == 200, r.text
+    return int(r.json()["byRoute"].get("one", {}).get("404", 0))
+
+
 def switch(sb: SandboxHandle, **switches: str) -> None:
     r = httpx.post(f"{sb.control_url}/config", json=switches, timeout=30)
     assert r.status_code == 200, r.text
@@ -122,13 +129,14 @@ async def test_capped_totals_then_name_ordered_pages_known_customers_by_get_one(
 ) -> None:
     switch(small_cap, totalCount="capped")
     # the hold would stop the GETs: a whole family goes unseen once the pages are name-ordered
-    # first pages of 100 under the cap of 1,000: the ratio of 1,000 under the real 10,000
+    # first pages of 1,000 (the real page size) under the cap of 1,000: the families here are ten
+    # times smaller than at the real cap, so a first page of 100 would be a sample of ten times
+    # fewer of a rare name (tests/amili/test_slicing_sandbox.py reads name-ordered pages of 100)
     # learning from the API's pages only: the snapshot's names would teach the planner the families
     # that name-ordered pages hide (tests/engine: a steady run passes them), and the detection of
     # the gaps those pages leave is what is under test here
     worker = start_worker(
         AMILI_SYNC_SYNC__REMOVAL_HOLD_FRACTION="0.6",
-        AMILI_SYNC_API__PAGE_SIZE="100",
         AMILI_SYNC_SYNC__LEARN_NAMES_FROM_SNAPSHOT="false",
     )
     bootstrap, prefix = kafka_broker.bootstrap_servers, worker.env["AMILI_SYNC_TOPICS__PREFIX"]
@@ -138,7 +146,9 @@ async def test_capped_totals_then_name_ordered_pages_known_customers_by_get_one(
         names = {c["customerNo"]: c["name"] for c in await sandbox_customers(small_cap, ORDERED)}
         known = {e["customerNo"] for e in baseline}
         assert len(baseline) == len(known) and known <= set(names)
-        assert len(known) >= 0.99 * len(names)  # capped totals: the learned alphabet finds them
+        # capped totals: every customer, also where a family's first page misses a rarer name (the
+        # learned alphabet finds it)
+        assert known == set(names)
         assert any(names[no].casefold().startswith("über") for no in known)
 
         switch(small_cap, listOrder="name")  # first pages are no sample any more
@@ -175,13 +185,20 @@ async def test_slices_that_cannot_complete_still_write_run_state(
         assert known == {c["customerNo"] for c in rows} - stuck
 
         changes = await sandbox_changes(small_cap, clientNo=STUCK, **CHANGES)
+        not_found_before = get_one_404s(small_cap)
         second, events = await run(reader, bootstrap, prefix, STUCK)
         got = published(events)
         # run metadata was written: new customers are "created", not a baseline
         assert "amili.customer.baseline.v1" not in {t for t, _ in got}
+        assert {t for t, _ in got} >= {KIND_TO_TYPE["created"], KIND_TO_TYPE["deleted"]}
         removed = {no for t, no in got if t == KIND_TO_TYPE["deleted"]}
         assert removed == {c["customerNo"] for c in changes if c["kind"] == "deleted"} & known
+        # removals only through GET-404: one 404 answer per removal, none inferred from the scan alone
+        assert removed and get_one_404s(small_cap) - not_found_before == len(removed)
+        # and the gap is reported: the exact count of names no prefix reaches
         assert second["coverage"] == "incomplete" and second["sliceGapCount"] >= 1
+        assert second["unreachable"] is not None and second["unreachable"] > 1000  # beyond the cap
+        assert any(g["kind"] == "shortfall" and g["exact"] for g in second["sliceGaps"])
 
 
 @pytest.mark.slow

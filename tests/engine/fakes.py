@@ -141,11 +141,14 @@ class FakeCache:
         return sum(1 for (c, _), raw in self.values.items() if c == client_no and not is_removed(raw))
 
     def names(self, client_no: int) -> Iterator[str]:
+        """Folded and in code point order, as the port promises."""
+        folded = []
         for (c, _), raw in self.values.items():
             if c == client_no and not is_removed(raw):
                 name = decode_state(raw).state.get("name")
                 if name:
-                    yield name
+                    folded.append(name.casefold())
+        yield from sorted(folded)
 
     # Walks the records like SnapshotStore.apply (kept): a fake mirrors the port it stands in for.
     def apply(

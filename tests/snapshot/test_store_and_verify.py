@@ -82,7 +82,9 @@ def test_when_a_cache_must_be_wiped(
         assert reason is not None and wipe in reason
 
 
-def test_the_names_of_a_clients_present_customers_are_read_by_sqlite(tmp_path: Path) -> None:
+def test_the_names_of_a_clients_present_customers_are_read_by_sqlite_folded_and_sorted(
+    tmp_path: Path,
+) -> None:
     store = SnapshotStore(tmp_path / "s.sqlite")
     store.apply(
         0,
@@ -90,10 +92,12 @@ def test_the_names_of_a_clients_present_customers_are_read_by_sqlite(tmp_path: P
             (b"7/a", encode_state({"name": "Kari Nordmann", "x": 1}, 1)),
             (b"7/b", encode_state({"name": "Über Transport"}, 1)),
             (b"7/c", encode_state({"x": 3}, 1)),  # no name
+            (b"7/e", encode_state({"name": "STRAßE AS"}, 1)),  # full case folding: ß is ss
+            (b"7/f", encode_state({"name": "kari nordmann"}, 1)),  # a second customer, same name
             (b"8/a", encode_state({"name": "another client"}, 1)),
         ],
         4,
     )
     store.apply(0, [(b"7/d", encode_state({"name": "D'Angelo"}, 1))], 5)
     store.apply(0, [(b"7/d", encode_removed(2))], 6)
-    assert sorted(store.names(7)) == ["Kari Nordmann", "Über Transport"]
+    assert list(store.names(7)) == ["kari nordmann", "kari nordmann", "strasse as", "über transport"]
