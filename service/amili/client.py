@@ -25,8 +25,9 @@ one path segment; customerNos that cannot be (`/`, control characters) never pas
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -156,7 +157,12 @@ class AmiliClient(ClosesOnExit):
         characters follow a dense prefix."""
         clean = {str(k).lower(): str(v) for k, v in (filters or {}).items() if v is not None and str(v) != ""}
         # prefixes a tenth of the cap start with: a split's children can be that small and still dense
-        known = KnownNames(known_names, dense=max(1, self.settings.maximum_count // 16))
+        dense = max(1, self.settings.maximum_count // 16)
+        known: KnownNames | Callable[[], KnownNames] = (
+            KnownNames(known_names, dense=dense)
+            if isinstance(known_names, Collection)
+            else functools.partial(KnownNames, known_names, dense=dense)  # a stream: built in a thread
+        )
         read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard, known=known)
         self._reads.add(read)
         return read

@@ -48,7 +48,7 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.logs import get_logger
 from service.metrics import CUSTOMERS_READ, PAGES_FETCHED, SLICES
@@ -139,10 +139,15 @@ class CustomerRead(ClosesOnExit):
         client_no: int,
         filters: dict[str, str],
         on_close: Callable[[CustomerRead], None] | None = None,
-        known: KnownNames = NO_NAMES,
+        known: KnownNames | Callable[[], KnownNames] = NO_NAMES,
     ) -> None:
-        self.report = ReadReport(client_no=client_no, filters=dict(filters), known_names=len(known))
-        self._known = known
+        # `known` may come as a function that builds it: it is then built in a thread while the read
+        # starts (a million snapshot names take seconds to stream and fold; the event loop, with
+        # the group's heartbeats and the first requests, must not wait on them)
+        self._known = known if isinstance(known, KnownNames) else NO_NAMES
+        self._build_known = None if isinstance(known, KnownNames) else known
+        self._known_task: asyncio.Task[KnownNames] | None = None
+        self.report = ReadReport(client_no=client_no, filters=dict(filters), known_names=len(self._known))
         self._true_totals = False  # seen totalCount > maximumCount: the API reports true totals
         self._probe_lock = asyncio.Lock()
         self._prior: Counter[str] = Counter()
@@ -156,7 +161,7 @@ class CustomerRead(ClosesOnExit):
         self._on_close = on_close
         self._started = False
         self._iterator: AsyncIterator[Page] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         # work items: (priority, sequence, slice, page number); page 0 = the slice's first request
         self._work: asyncio.PriorityQueue[tuple[int, int, _Slice, int]] = asyncio.PriorityQueue()
         self._out: asyncio.Queue[Page | _Failed | object] = asyncio.Queue()
@@ -192,6 +197,11 @@ class CustomerRead(ClosesOnExit):
             asyncio.create_task(self._worker(), name=f"amili-read-{self._client_no}-{i}")
             for i in range(self._concurrency)
         ]
+        if self._build_known is not None:
+            self._known_task = asyncio.create_task(
+                asyncio.to_thread(self._build_known), name=f"amili-read-{self._client_no}-names"
+            )
+            self._tasks.append(self._known_task)
         log.info(
             "amili.read_started",
             clientNo=self._client_no,
@@ -256,6 +266,7 @@ class CustomerRead(ClosesOnExit):
         try:
             answer = await fetch()
             if page_no == 1 and sl.total_count is None:
+                await self._known_names_for(answer)
                 await self._before_open(sl, answer)
             delivered = self._handle(sl, page_no, answer)
         finally:
@@ -332,6 +343,14 @@ class CustomerRead(ClosesOnExit):
                 folded = fold(name)
                 pairs.add(("", folded[0]))
                 pairs.update(itertools.pairwise(folded))
+
+    async def _known_names_for(self, answer: CustomerList) -> None:
+        """A truncated first page is about to be split: wait for the known names, if they are coming."""
+        task, summary = self._known_task, answer.summary
+        if task is None or (summary.totalCount or 0) < (summary.maximumCount or self._fetcher.maximum_count):
+            return
+        self._known = await task
+        self.report.known_names = len(self._known)
 
     async def _before_open(self, sl: _Slice, answer: CustomerList) -> None:
         """Ask the API once whether `customerno` is a prefix match, when a split would use it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -686,3 +687,38 @@ async def test_read_as_context_manager_stops_its_tasks() -> None:
             async for _page in read:
                 break
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]
+
+
+async def test_streamed_known_names_are_built_off_the_event_loop() -> None:
+    """A stream of known names (the snapshot's: a million take seconds) is read in a thread: the
+    event loop keeps running meanwhile, and the read waits for the names before its first split."""
+    rows = make_customers(120, names=["Ola", "Kari", "Émile"])
+    fake = FakeArm({CLIENT: rows})
+    loop_thread, consumed_in = threading.get_ident(), []
+    ticks = 0
+
+    def snapshot_names():  # sorted and folded, as `SnapshotCache.names` streams them
+        consumed_in.append(threading.get_ident())
+        time.sleep(0.3)  # blocks its thread only
+        yield from sorted(["émile"] * 40 + ["kari"] * 40 + ["ola"] * 40)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    tick = asyncio.create_task(ticker())
+    try:
+        settings = unit_settings(maximum_count=50, page_size=5)
+        async with (
+            AmiliClient(settings, transport=fake.transport()) as amili,
+            amili.read(CLIENT, known_names=snapshot_names()) as reader,
+        ):
+            numbers = [c.customerNo async for page in reader for c in page.customers]
+    finally:
+        tick.cancel()
+    assert consumed_in and consumed_in[0] != loop_thread
+    assert ticks >= 10  # the loop ran through the 0.3 s the names took
+    assert sorted(numbers) == sorted(r["customerNo"] for r in rows)
+    assert reader.report.known_names > 0 and reader.report.coverage == "proven"
