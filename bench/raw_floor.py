@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
+from service.amili.client import connection_limits
 from service.config import ApiSettings
 
 QUERY_ID = b'"queryId":"'
@@ -53,11 +54,7 @@ class ListRecorder:
     def transport(self, settings: ApiSettings) -> httpx.AsyncBaseTransport:
         """The transport `httpx.AsyncClient` builds itself for these settings, wrapped."""
         inner = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-                keepalive_expiry=30.0,
-            ),
+            limits=connection_limits(settings),
             http1=True,
             http2=False,
         )

@@ -87,6 +87,15 @@ class _Unauthorized(Exception):
         super().__init__("401")
 
 
+def connection_limits(settings: ApiSettings) -> httpx.Limits:
+    """The connection pool of the client (and of the bench's raw floor, which must match it)."""
+    return httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+    )
+
+
 class AmiliClient(ClosesOnExit):
     """Async client of the ARM customer endpoints. Use as an async context manager (or call `aclose`)."""
 
@@ -114,11 +123,7 @@ class AmiliClient(ClosesOnExit):
                 write=settings.read_timeout,
                 pool=settings.connect_timeout + settings.read_timeout,
             ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-                keepalive_expiry=30.0,
-            ),
+            limits=connection_limits(settings),
             http1=True,
             http2=False,
             follow_redirects=False,
