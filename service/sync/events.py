@@ -9,8 +9,8 @@ and kind is rendered once (`EventContext.parts`): the constant header tuples, th
 data's fixed fields. An event is then its id, two header tuples and its data assembled from those
 parts and the change's own JSON. The bytes are those of the straightforward encoder (the data as a
 dict dumped by orjson, every header built per event; kept in `testkit/reference_events.py`, the
-tests compare both on every kind). `bench/event_bench.py`, one run on the shared machine: an event
-~19.5 → ~12 µs.
+tests compare both on every kind). `bench/event_bench.py`, one run on the shared machine: a
+baseline event 22.1 → 12.8 µs (of it: the id's sorted JSON and SHA-256 ~6 µs, the data's JSON ~4 µs).
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ class EventContext:
 
 
 class OutEvent(NamedTuple):
+    """A built event (a named tuple: cheaper to make than a frozen dataclass, as immutable)."""
+
     kind: str
     topic_kind: str
     id: str
