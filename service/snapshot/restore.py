@@ -6,6 +6,9 @@ one that cannot be caught up from its checkpoint is wiped and restored from the 
 Batches are written to SQLite in a thread, on a connection of its own (`RestoreWriter`), while the
 event loop fetches and decodes the next batch: the consumer and SQLite each keep a core busy. One
 batch is written while at most one more is gathered, so memory stays bounded by two batches.
+The writer releases the GIL only around each row's SQLite step, so while the event loop decodes a
+fetch the two mostly take turns: the writer's per-record Python work counts in the wall time, and is
+kept small (`store._Rows`; docs/performance.md, 4.9).
 """
 
 from __future__ import annotations

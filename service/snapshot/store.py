@@ -377,9 +377,9 @@ class _Rows:
     per distinct `{clientNo}/` prefix (a batch is mostly one client's), its customer number is the
     rest of the key. The value is bound as a `bytearray` and the removal flag as an `int`: Python's
     sqlite3 binds those exact types directly, where `bytes` and `bool` go through its adaptation
-    protocol (a lookup per parameter). Measured on 1,011,000 records of the restore bench, the
-    writer's CPU: 13.2 s -> 9.5 s (docs/performance.md, 4.9). Keys that are not `{int}/{text}`
-    (run metadata, anything else) take `parse_key`, with its errors.
+    protocol (a lookup per parameter). Keys that are not `{int}/{text}` (run metadata, anything
+    else) take `parse_key`, with its errors. Measured on the restore bench's 1,011,000 records: the
+    writer alone 13.2 -> 9.4 CPU s, the whole restore 18.7 -> 15.3 CPU s (docs/performance.md, 4.9).
     """
 
     def __init__(self, partition: int) -> None:
