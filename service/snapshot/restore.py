@@ -6,11 +6,15 @@ one that cannot be caught up from its checkpoint is wiped and restored from the 
 Batches are written to SQLite in a thread, on a connection of its own (`RestoreWriter`), while the
 event loop fetches and decodes the next batch: the consumer and SQLite each keep a core busy. One
 batch is written while at most one more is gathered, so memory stays bounded by two batches.
+The writer releases the GIL only around each row's SQLite step, so while the event loop decodes a
+fetch the two mostly take turns: the writer's per-record Python work counts in the wall time, and is
+kept small (`store._Rows`; docs/performance.md, 4.9).
 """
 
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -168,11 +172,15 @@ class _Writer:
         await asyncio.shield(finished)
 
 
+# (key, value) of a fetched record, in C: this runs once per record of the changelog
+_key_and_value = operator.attrgetter("key", "value")
+
+
 async def _fetch(consumer: AIOKafkaConsumer, pending: dict[TopicPartition, _Pending]) -> None:
     batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
     for tp, records in batches.items():
         if records:
-            pending[tp].records += [(r.key, r.value) for r in records]
+            pending[tp].records += map(_key_and_value, records)
             pending[tp].next_offset = records[-1].offset + 1
 
 

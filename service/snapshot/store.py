@@ -19,7 +19,7 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -330,43 +330,29 @@ def apply_records(
     next_offset: int | None,
 ) -> int:
     """`SnapshotStore.apply` on the connection `db`: returns the number of records."""
-    latest: dict[bytes, bytes | None] = {}
-    n = 0
-    for key, value in records:
-        n += 1
-        latest[key] = value  # the last record of a key wins, as compaction keeps it
-    customers_up: list[tuple[int, str, int, bytes, bool]] = []
-    customers_del: list[tuple[int, str]] = []
-    meta_up: list[tuple[int, int, bytes]] = []
-    meta_del: list[tuple[int]] = []
+    batch = records if isinstance(records, Sized) else list(records)
+    latest = dict(batch)  # the last record of a key wins, as compaction keeps it
+    rows = _Rows(partition)
     # in key order: the batch's inserts walk the key index from left to right, once
     for key in sorted(latest):
-        value = latest[key]
-        client_no, customer_no = parse_key(key)
-        if customer_no is None:
-            if value is None:
-                meta_del.append((client_no,))
-            else:
-                meta_up.append((client_no, partition, value))
-        elif value is None:
-            customers_del.append((client_no, customer_no))
-        else:
-            customers_up.append((client_no, customer_no, partition, value, is_removed(value)))
+        rows.add(key, latest[key])
     db.execute("BEGIN")
     try:
-        if customers_up:
+        if rows.customers_up:
             db.executemany(
                 "INSERT INTO customers VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_no, customer_no) "
                 "DO UPDATE SET partition = excluded.partition, value = excluded.value, "
                 "removed = excluded.removed",
-                customers_up,
+                rows.customers_up,
             )
-        if customers_del:
-            db.executemany("DELETE FROM customers WHERE client_no = ? AND customer_no = ?", customers_del)
-        if meta_up:
-            db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", meta_up)
-        if meta_del:
-            db.executemany("DELETE FROM client_meta WHERE client_no = ?", meta_del)
+        if rows.customers_del:
+            db.executemany(
+                "DELETE FROM customers WHERE client_no = ? AND customer_no = ?", rows.customers_del
+            )
+        if rows.meta_up:
+            db.executemany("INSERT OR REPLACE INTO client_meta VALUES (?, ?, ?)", rows.meta_up)
+        if rows.meta_del:
+            db.executemany("DELETE FROM client_meta WHERE client_no = ?", rows.meta_del)
         if next_offset is not None:
             db.execute(
                 "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
@@ -377,7 +363,53 @@ def apply_records(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return n
+    return len(batch)
+
+
+_META_SUFFIX = META_SEPARATOR.encode()
+
+
+class _Rows:
+    """The SQL parameters of a batch's records, sorted by statement.
+
+    This runs once per record of a restore (a million for a big client), so it avoids per-record
+    Python work that `parse_key` and `is_removed` would repeat: a key's client number is parsed once
+    per distinct `{clientNo}/` prefix (a batch is mostly one client's), its customer number is the
+    rest of the key. The value is bound as a `bytearray` and the removal flag as an `int`: Python's
+    sqlite3 binds those exact types directly, where `bytes` and `bool` go through its adaptation
+    protocol (a lookup per parameter). Keys that are not `{int}/{text}` (run metadata, anything
+    else) take `parse_key`, with its errors. Measured on the restore bench's 1,011,000 records: the
+    writer alone 13.2 -> 9.4 CPU s, the whole restore 18.7 -> 15.3 CPU s (docs/performance.md, 4.9).
+    """
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.customers_up: list[tuple[int, str, int, bytearray, int]] = []
+        self.customers_del: list[tuple[int, str]] = []
+        self.meta_up: list[tuple[int, int, bytes]] = []
+        self.meta_del: list[tuple[int]] = []
+        self._clients: dict[bytes, int] = {}
+
+    def add(self, key: bytes, value: bytes | None) -> None:
+        head, slash, tail = key.partition(b"/")
+        client_no = self._clients.get(head) if slash else None
+        if client_no is None or key.endswith(_META_SUFFIX):
+            parsed, customer_no = parse_key(key)
+            if customer_no is None:
+                self._add_meta(parsed, value)
+                return
+            client_no = self._clients[head] = parsed
+        if value is None:
+            self.customers_del.append((client_no, tail.decode()))
+        else:
+            removed = 1 if is_removed(value) else 0
+            self.customers_up.append((client_no, tail.decode(), self.partition, bytearray(value), removed))
+
+    def _add_meta(self, client_no: int, value: bytes | None) -> None:
+        if value is None:
+            self.meta_del.append((client_no,))
+        else:
+            self.meta_up.append((client_no, self.partition, value))
 
 
 class RestoreWriter:
