@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.infra import say
-from service.snapshot.restore import restore_partitions
+from service.snapshot.restore import PROCESS_FROM, restore_partitions
 from service.snapshot.store import SnapshotStore
 from service.sync.records import encode_removed, encode_state
 
@@ -59,12 +60,16 @@ async def plain_consume(bootstrap: str, topic: str, partition: int) -> tuple[int
         await consumer.stop()
 
 
-async def timed_restore(bootstrap: str, topic: str, partition: int, folder: Path) -> tuple[int, float]:
+async def timed_restore(
+    bootstrap: str, topic: str, partition: int, folder: Path, process_from: int = PROCESS_FROM
+) -> tuple[int, float]:
     shutil.rmtree(folder, ignore_errors=True)
     store = SnapshotStore(folder / "snapshot.sqlite")
     try:
         t0 = time.perf_counter()
-        applied = await restore_partitions(store, topic, [partition], {"bootstrap_servers": bootstrap})
+        applied = await restore_partitions(
+            store, topic, [partition], {"bootstrap_servers": bootstrap}, process_from=process_from
+        )
         seconds = time.perf_counter() - t0
         rows = store.db.execute("SELECT count(*) FROM customers").fetchone()[0]
     finally:
@@ -74,12 +79,20 @@ async def timed_restore(bootstrap: str, topic: str, partition: int, folder: Path
     return applied[partition], seconds
 
 
-async def compare_restore(bootstrap: str, topic: str, partition: int, folder: Path) -> dict[str, Any]:
-    cpu0 = time.process_time()
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its ended children (a restore's writer process included)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+async def compare_restore(
+    bootstrap: str, topic: str, partition: int, folder: Path, process_from: int = PROCESS_FROM
+) -> dict[str, Any]:
+    cpu0 = _cpu_seconds()
     consumed, consume_s = await plain_consume(bootstrap, topic, partition)
-    cpu1 = time.process_time()
-    restored, restore_s = await timed_restore(bootstrap, topic, partition, folder)
-    cpu2 = time.process_time()
+    cpu1 = _cpu_seconds()
+    restored, restore_s = await timed_restore(bootstrap, topic, partition, folder, process_from)
+    cpu2 = _cpu_seconds()
     return {
         "consume_cpu_s": round(cpu1 - cpu0, 2),
         "restore_cpu_s": round(cpu2 - cpu1, 2),
@@ -90,6 +103,7 @@ async def compare_restore(bootstrap: str, topic: str, partition: int, folder: Pa
         "restore_per_s": round(restored / restore_s),
         "consume_per_s": round(consumed / consume_s),
         "ratio": round(restore_s / consume_s, 2),
+        "writer": "process" if 0 < process_from <= restored else "thread",
     }
 
 
@@ -141,10 +155,12 @@ def main() -> None:
     p.add_argument("--partition", type=int, required=True)
     p.add_argument("--folder", type=Path, default=Path("/tmp/amili-restore-bench"))
     p.add_argument("--fill", type=int, help="first write N customers to the (new) topic, partition 0")
+    p.add_argument("--process-from", type=int, default=PROCESS_FROM,
+                   help="the restore's writer is a child process from this many records (0: a thread)")  # fmt: skip
     a = p.parse_args()
     if a.fill:
         say(f"    wrote {asyncio.run(fill_partition(a.bootstrap, a.topic, a.fill)):,} records to {a.topic}")
-    say(str(asyncio.run(compare_restore(a.bootstrap, a.topic, a.partition, a.folder))))
+    say(str(asyncio.run(compare_restore(a.bootstrap, a.topic, a.partition, a.folder, a.process_from))))
 
 
 if __name__ == "__main__":

@@ -365,6 +365,7 @@ class Worker:
                     [partition],
                     self.connection,
                     new_ownership=new_ownership,
+                    process_from=self.settings.sync.restore_process_from,
                 )
                 break
             except Exception as exc:

@@ -77,6 +77,7 @@ async def sync_once(settings: Settings, client_no: int, filters: dict[str, str],
             [partition],
             connection_kwargs(settings.kafka),
             new_ownership=True,
+            process_from=settings.sync.restore_process_from,
         )
         async with AmiliClient(settings.api) as api:
             engine = SyncEngine(settings, store, api)

@@ -3,12 +3,13 @@
 Before replaying, each partition's cache is verified against the log (`service/snapshot/verify.py`):
 one that cannot be caught up from its checkpoint is wiped and restored from the beginning.
 
-Batches are written to SQLite in a thread, on a connection of its own (`RestoreWriter`), while the
-event loop fetches and decodes the next batch: the consumer and SQLite each keep a core busy. One
-batch is written while at most one more is gathered, so memory stays bounded by two batches.
-The writer releases the GIL only around each row's SQLite step, so while the event loop decodes a
-fetch the two mostly take turns: the writer's per-record Python work counts in the wall time, and is
-kept small (`store._Rows`; docs/performance.md, 4.9).
+Batches are written to SQLite on a connection of their own (`RestoreWriter`) while the event loop
+fetches and decodes the next batch. One batch is written while at most one more is gathered, so
+memory stays bounded by two batches. A small restore writes from a thread: it releases the GIL only
+around each row's SQLite step, so while the event loop decodes a fetch the two mostly take turns
+(the writer's per-record Python work is kept small: `store._Rows`; docs/performance.md, 4.10). A big
+one (`process_from` records and more) writes from a child process, so the consumer and SQLite each
+keep a core busy (docs/performance.md, 4.11).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,11 @@ log = get_logger(__name__)
 # (Transactions spanning several batches were measured: no less CPU, a longer write lock.)
 RESTORE_BATCH = 20_000
 
+# From this many records on, a restore writes the cache from a child process rather than a thread
+# (the setting `sync.restore_process_from`): in a thread the writer and the fetching take turns at
+# the GIL (docs/performance.md, 4.11); a child costs ~0.3 s to start and its own interpreter's memory.
+PROCESS_FROM = 100_000
+
 
 async def restore_partitions(
     store: SnapshotStore,
@@ -45,11 +52,15 @@ async def restore_partitions(
     *,
     on_progress: Callable[[int, int, int], None] | None = None,
     new_ownership: bool = False,
+    process_from: int = PROCESS_FROM,
 ) -> dict[int, int]:
     """Bring the cache of `partitions` up to the end of the changelog (read_committed).
 
     `new_ownership`: the partitions were just assigned (another worker may have owned them since
     the cache last moved), which makes an old checkpoint suspect (`stale_reason`).
+
+    `process_from`: a restore of at least this many records (all partitions together) writes the
+    cache from a child process (`store.RestoreWriter`), a smaller one from a thread; 0: always a thread.
 
     Returns the records applied per partition. Fetched records are applied in batches of about
     `RESTORE_BATCH`, each with its new checkpoint in one SQLite transaction, so a crash mid-restore
@@ -68,9 +79,11 @@ async def restore_partitions(
         starts = await consumer.beginning_offsets(tps)
         await _wipe_stale(store, topic, tps, starts, ends, connection, new_ownership)
         pending = _seek_to_checkpoints(consumer, store, tps, ends)
-        _log_plan(store, topic, pending)
+        lag = sum(p.end - store.checkpoint(tp.partition) for tp, p in pending.items())
+        process = 0 < process_from <= lag
+        _log_plan(store, topic, pending, process)
         if pending:
-            await _replay(consumer, store, pending, applied, on_progress)
+            await _replay(consumer, store, pending, applied, on_progress, process)
     finally:
         await consumer.stop()
     _mark_current(store, partitions)
@@ -118,11 +131,14 @@ def _seek_to_checkpoints(
     return pending
 
 
-def _log_plan(store: SnapshotStore, topic: str, pending: dict[TopicPartition, _Pending]) -> None:
+def _log_plan(
+    store: SnapshotStore, topic: str, pending: dict[TopicPartition, _Pending], process: bool
+) -> None:
     if pending:
         log.info(
             "restoring snapshot",
             topic=topic,
+            writer="process" if process else "thread",
             partitions={tp.partition: (store.checkpoint(tp.partition), p.end) for tp, p in pending.items()},
         )
 
@@ -133,9 +149,10 @@ async def _replay(
     pending: dict[TopicPartition, _Pending],
     applied: dict[int, int],
     on_progress: Callable[[int, int, int], None] | None,
+    process: bool,
 ) -> None:
     """Fetch and apply until every pending partition has reached its end offset."""
-    writer = _Writer(store.restore_writer())
+    writer = _Writer(store.restore_writer(process=process))
     try:
         while pending:
             await _fetch(consumer, pending)
@@ -148,25 +165,28 @@ async def _replay(
 
 
 class _Writer:
-    """Applies batches in the store's restore thread; `apply` returns once the previous batch is
-    written (so fetching overlaps the writing of one batch), `drain` when the last one is."""
+    """Applies batches in the store's restore writer; `apply` returns once fewer than `depth`
+    batches are being written (so fetching overlaps the writing), `drain` when the last one is.
+    A child process writer gets the next batch in its pipe while it writes one (depth 2): it never
+    waits for the event loop between batches."""
 
     def __init__(self, writer: RestoreWriter) -> None:
         self.writer = writer
-        self.writing: asyncio.Future[int] | None = None
+        self.depth = 2 if writer.child is not None else 1
+        self.writing: deque[asyncio.Future[int]] = deque()
 
     async def apply(self, partition: int, records: list[tuple[bytes, bytes | None]], checkpoint: int) -> None:
-        await self.drain()
-        self.writing = asyncio.wrap_future(self.writer.submit(partition, records, checkpoint))
+        while len(self.writing) >= self.depth:
+            await self.writing.popleft()  # a failed batch fails the restore (retried from the checkpoint)
+        self.writing.append(asyncio.wrap_future(self.writer.submit(partition, records, checkpoint)))
 
     async def drain(self) -> None:
-        writing, self.writing = self.writing, None
-        if writing is not None:
-            await writing  # a failed batch fails the restore (it is retried from the checkpoint)
+        while self.writing:
+            await self.writing.popleft()
 
     async def close(self) -> None:
-        if self.writing is not None:  # the restore failed: its outcome is that failure
-            self.writing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        for writing in self.writing:  # the restore failed: its outcome is that failure
+            writing.add_done_callback(lambda f: f.cancelled() or f.exception())
         # queued behind a batch still being written; runs even if this task is cancelled meanwhile
         finished = asyncio.wrap_future(self.writer.close())
         await asyncio.shield(finished)

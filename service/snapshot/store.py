@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from service.logs import get_logger
+from service.snapshot._writer_process import WriterProcess
 from service.sync.diff import StoredState
 from service.sync.records import (
     META_SEPARATOR,
@@ -314,11 +315,12 @@ class SnapshotStore:
 
     # --- bulk writes of a restore, off the event loop ------------------------------------------
 
-    def restore_writer(self) -> RestoreWriter:
+    def restore_writer(self, *, process: bool = False) -> RestoreWriter:
         """The writer of restores (shared by all partitions restoring at once): its own connection,
-        used from one thread. Release it with `RestoreWriter.close`."""
+        used from one thread, or with `process` from a child process (a big restore: the second
+        core without the GIL; the first user decides). Release it with `RestoreWriter.close`."""
         if self._writer is None or self._writer.closed:
-            self._writer = RestoreWriter(self.path)
+            self._writer = RestoreWriter(self.path, process=process)
         self._writer.users += 1
         return self._writer
 
@@ -379,7 +381,7 @@ class _Rows:
     sqlite3 binds those exact types directly, where `bytes` and `bool` go through its adaptation
     protocol (a lookup per parameter). Keys that are not `{int}/{text}` (run metadata, anything
     else) take `parse_key`, with its errors. Measured on the restore bench's 1,011,000 records: the
-    writer alone 13.2 -> 9.4 CPU s, the whole restore 18.7 -> 15.3 CPU s (docs/performance.md, 4.9).
+    writer alone 13.2 -> 9.4 CPU s, the whole restore 18.7 -> 15.3 CPU s (docs/performance.md, 4.10).
     """
 
     def __init__(self, partition: int) -> None:
@@ -428,7 +430,7 @@ class RestoreWriter:
 
     _markers = itertools.count()
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, process: bool = False) -> None:
         self.path = path
         self.users = 0
         self.closed = False
@@ -438,16 +440,25 @@ class RestoreWriter:
         _sync_file(self.marker)
         _sync_file(path.parent)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore")
-        # its own connection: SQLite serialises its transactions with the event loop's (busy timeout)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("PRAGMA temp_store=MEMORY")
-        self.db.execute("PRAGMA cache_size=-16384")
+        # its own connection (SQLite serialises its transactions with the event loop's: busy
+        # timeout), in the thread or in a child process (`_writer_process`: no GIL shared)
+        self.child = WriterProcess(path) if process else None
+        self.sender = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore-send")
+        self.db: sqlite3.Connection | None = None
+        if self.child is None:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+            self.db.execute("PRAGMA synchronous=OFF")
+            self.db.execute("PRAGMA temp_store=MEMORY")
+            self.db.execute("PRAGMA cache_size=-16384")
 
     def submit(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
     ) -> Future[int]:
-        """`SnapshotStore.apply` in the writer's thread."""
+        """`SnapshotStore.apply` in the writer's thread (or its child process)."""
+        if self.child is not None:
+            self.sender.submit(self.child.send, partition, list(records), next_offset)
+            return self.thread.submit(self.child.receive)
+        assert self.db is not None
         return self.thread.submit(apply_records, self.db, partition, records, next_offset)
 
     def close(self) -> Future[None]:
@@ -461,10 +472,14 @@ class RestoreWriter:
         self.closed = True
         finished = self.thread.submit(self._finish)
         self.thread.shutdown(wait=False)
+        self.sender.shutdown(wait=False)
         return finished
 
     def _finish(self) -> None:
-        self.db.close()
+        if self.child is not None:
+            self.child.close()
+        if self.db is not None:
+            self.db.close()
         for suffix in ("-wal", ""):
             if Path(f"{self.path}{suffix}").exists():
                 _sync_file(Path(f"{self.path}{suffix}"))

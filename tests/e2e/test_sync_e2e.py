@@ -144,11 +144,14 @@ async def test_deleted_cache_is_restored_from_the_changelog_without_spurious_cha
 
         assert worker.stop() == 0
         shutil.rmtree(worker.env["AMILI_SYNC_STATE_DIR"])
+        # the restore of this small changelog writes from a child process, as a big one does
+        worker.env["AMILI_SYNC_SYNC__RESTORE_PROCESS_FROM"] = "1"
         worker.start()
         rid = await send_request(bootstrap, prefix, client)
         result = (await reader.wait_results([rid]))[rid]
         assert result["status"] == "succeeded"
         assert result["counts"] == {}, "a restored cache must not produce changes"
+        assert '"writer": "process"' in worker.log_path.read_text(), "the restore did not write from a child"
         assert reader.events_of(rid) == []
 
 

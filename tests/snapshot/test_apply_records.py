@@ -125,3 +125,18 @@ def test_a_malformed_key_fails_the_batch_and_writes_nothing(tmp_path: Path, key:
         store.apply(0, [(b"7/z", _state(2)), (key, _state(3))], 5)
     assert store.checkpoint(0) == 1
     assert {no for _, no, *_ in _actual(store.db)[0]} == {"a"}
+
+
+def test_the_restore_writer_process_builds_the_same_cache_as_the_store(tmp_path: Path) -> None:
+    direct = SnapshotStore(tmp_path / "direct.sqlite")
+    restored = SnapshotStore(tmp_path / "restored.sqlite")
+    writer = restored.restore_writer(process=True)
+    assert writer.child is not None and writer.db is None, "a thread writer was made"
+    futures = []
+    for i, batch in enumerate(BATCHES):
+        direct.apply(0, iter(batch), i + 1)
+        futures.append(writer.submit(0, batch, i + 1))  # queued: the next batch waits in the pipe
+    assert [f.result() for f in futures] == [len(batch) for batch in BATCHES]
+    writer.close().result()
+    assert _actual(restored.db) == _actual(direct.db) == _expected(0, BATCHES)
+    assert restored.checkpoint(0) == len(BATCHES)

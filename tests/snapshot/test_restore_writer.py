@@ -3,11 +3,13 @@ file while it writes, and what a cache opened with a marker left behind becomes.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from service.snapshot import store as store_module
+from service.snapshot._writer_process import WriterProcess, WriterProcessError
 from service.snapshot.store import SnapshotStore, restoring_marker
 from service.sync.records import encode_state
 
@@ -84,3 +86,38 @@ def test_the_last_record_of_a_key_in_a_batch_wins(tmp_path: Path) -> None:
     )
     assert store.get_state(7, "a") is not None and store.get_state(7, "a").state == {"x": 2}  # type: ignore[union-attr]
     assert store.get_state(7, "b") is None
+
+
+def test_a_batch_the_writer_process_cannot_write_fails_with_its_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite"
+    store = SnapshotStore(path)
+    writer = store.restore_writer(process=True)
+    writer.submit(0, [(b"7/a", encode_state({}, 1))], 1).result()
+    with pytest.raises(WriterProcessError, match="ValueError: invalid literal"):
+        writer.submit(0, [(b"7/b", encode_state({}, 1)), (b"x/c", encode_state({}, 1))], 3).result()
+    writer.submit(0, [(b"7/d", encode_state({}, 1))], 4).result()  # the child serves on
+    writer.close().result()
+    assert _markers(path) == []
+    assert store.checkpoint(0) == 4
+    assert store.get_states(7, ["a", "b", "d"]).keys() == {"a", "d"}
+
+
+def test_the_writer_process_ends_when_the_worker_goes_away(tmp_path: Path) -> None:
+    SnapshotStore(tmp_path / "s.sqlite").close()
+    child = WriterProcess(tmp_path / "s.sqlite")
+    child.send(0, [(b"7/a", encode_state({}, 1))], 1)
+    assert child.receive() == 1
+    child._requests.close()  # what the kernel does to the worker's end when it is killed
+    assert child._proc.wait(30) == 0, "the child outlived its parent's end of the pipe"
+
+
+def test_a_dead_writer_process_fails_the_batch_instead_of_hanging(tmp_path: Path) -> None:
+    child = WriterProcess(tmp_path / "s.sqlite")
+    child._proc.kill()
+    child._proc.wait()
+    with contextlib.suppress(BrokenPipeError):  # the pipe may still take the batch
+        child.send(0, [(b"7/a", encode_state({}, 1))], 1)
+    with pytest.raises(WriterProcessError, match="ended"):
+        child.receive()
