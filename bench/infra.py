@@ -98,6 +98,7 @@ class RssSampler:
 
     pid: int
     interval: float = 0.1
+    tree: bool = False  # the process and its children together (a restore's writer process)
     samples: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -117,7 +118,11 @@ class RssSampler:
             proc = psutil.Process(self.pid)
             t0 = time.monotonic()
             while not self._stop.is_set():
-                self.samples.append((time.monotonic() - t0, proc.memory_info().rss / 2**20))
+                rss = proc.memory_info().rss
+                for child in proc.children(recursive=True) if self.tree else ():
+                    with contextlib.suppress(psutil.Error):
+                        rss += child.memory_info().rss
+                self.samples.append((time.monotonic() - t0, rss / 2**20))
                 self._stop.wait(self.interval)
         except psutil.Error:
             return
