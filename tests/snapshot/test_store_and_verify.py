@@ -92,6 +92,8 @@ def test_the_names_of_a_clients_present_customers_are_read_by_sqlite_folded_and_
             (b"7/a", encode_state({"name": "Kari Nordmann", "x": 1}, 1)),
             (b"7/b", encode_state({"name": "Über Transport"}, 1)),
             (b"7/c", encode_state({"x": 3}, 1)),  # no name
+            (b"7/g", encode_state({"name": ""}, 1)),  # an empty name
+            (b"7/h", encode_state({"name": 42}, 1)),  # not a text
             (b"7/e", encode_state({"name": "STRAßE AS"}, 1)),  # full case folding: ß is ss
             (b"7/f", encode_state({"name": "kari nordmann"}, 1)),  # a second customer, same name
             (b"8/a", encode_state({"name": "another client"}, 1)),
