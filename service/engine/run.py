@@ -93,7 +93,6 @@ class _Changes:
     events: list[OutEvent] = field(default_factory=list)
     snapshot: list[tuple[bytes, bytes]] = field(default_factory=list)
     customers: int = 0  # changed customers
-    context: EventContext | None = None
 
 
 class SyncEngine:
@@ -250,6 +249,7 @@ class SyncEngine:
         client_no = run.client_no
         stored = self.cache.get_raw_states(client_no, [c.customerNo for c in customers], mark_seen=mark_seen)
         events, snapshot = changes.events, changes.snapshot
+        ctx: EventContext | None = None  # per page: its events' time is when the page was diffed
         fields, declared = self._fields, self._declared
         for customer in customers:
             state = customer_state(customer, fields, declared)
@@ -263,8 +263,8 @@ class SyncEngine:
             if diffs or needs_snapshot_update(before, state):
                 changes.customers += 1
             if diffs:
-                changes.context = changes.context or self._context(run.request)
-                events += [build_event(change, changes.context) for change in diffs]
+                ctx = ctx or self._context(run.request)
+                events += [build_event(change, ctx) for change in diffs]
             if needs_snapshot_update(before, state):
                 rev += 1 if diffs else 0
                 snapshot.append((snapshot_key(client_no, customer.customerNo), encode_state(state, rev)))

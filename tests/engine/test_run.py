@@ -133,6 +133,23 @@ async def test_a_steady_run_commits_its_changes_a_pages_worth_per_transaction_no
     assert {no: h.cache.state(CLIENT, str(no)).state["balanceTotal"] for no in changed} == changed  # type: ignore[union-attr]
 
 
+async def test_changes_of_later_pages_in_one_transaction_carry_the_time_their_page_was_diffed() -> None:
+    h = Harness()
+    await baseline(h, 4)
+    h.source.pages = pages(customer(1), customer(2, balance=5.0), customer(3), customer(4, balance=9.0))  # type: ignore[arg-type]
+    h.source.gate = asyncio.Event()  # the second page waits for it
+    publisher = FakePublisher()
+    task = asyncio.create_task(h.engine().run(request(), publisher, PARTITION, None))
+    while not h.source.streams or h.source.streams[-1].report.pages_read < 1:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    h.source.gate.set()
+    await task
+    first = publisher.committed[0][0]  # both changes in one transaction (two changed customers)
+    times = [dict(r.headers)["ce_time"].decode() for r in first if any(k == "ce_time" for k, _ in r.headers)]
+    assert len(times) == 2 and times[0] < times[1]
+
+
 async def test_a_failed_steady_transaction_leaves_its_customers_unchanged_in_the_cache_for_the_retry() -> (
     None
 ):
