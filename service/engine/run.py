@@ -110,7 +110,7 @@ class SyncEngine:
         # Kafka round trips than the whole diff. A first sync changes every customer, so it still
         # commits every ~1,000 customers; a steady run (1% changed) commits one transaction per
         # ~100,000 customers read instead of one per ~1,000: the worker's Kafka CPU in a steady run
-        # of 100,000 fell from 3.9 to 0.9 µs a customer, and the consumer no longer waits for a
+        # of 100,000 fell from 3.9 to 0.5-0.9 µs a customer, and the consumer no longer waits for a
         # commit every few pages while the reader's pages pile up (docs/performance.md, "Steady runs").
         self._per_transaction = settings.sync.pages_per_transaction * settings.api.page_size
 
