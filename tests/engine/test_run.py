@@ -11,6 +11,7 @@ import pytest
 
 from service.config import ApiSettings, Settings
 from service.engine import RequestPosition, SyncEngine
+from service.engine.ports import OutRecord
 from service.sync.requests import FetchRequest, Filters
 from service.sync.results import RunResult, RunStatus
 from tests.engine.fakes import CommitFailed, FakeCache, FakePublisher, FakeSource, customer
@@ -104,6 +105,69 @@ async def test_steady_run_publishes_only_true_changes_and_created_ones() -> None
     # an unchanged run writes nothing but its result
     again, pub2 = await h.run()
     assert again.counts == {} and len(pub2.committed) == 1
+
+
+def snapshot_keys(records: list[OutRecord]) -> list[bytes]:
+    return [r.key for r in records if r.topic.endswith("snapshot")]
+
+
+async def test_a_steady_run_commits_its_changes_a_pages_worth_per_transaction_not_a_page_each() -> None:
+    h = Harness()  # a transaction per 2 changed customers (page_size 2, pages_per_transaction 1)
+    h.source.pages = pages(*(customer(i) for i in range(1, 11)))  # type: ignore[arg-type]
+    _, first = await h.run()
+    # a first sync changes every customer: one transaction per page's worth, then the last one
+    assert [snapshot_keys(records) for records, _ in first.committed[:-1]] == [
+        [f"{CLIENT}/{i}".encode(), f"{CLIENT}/{i + 1}".encode()] for i in range(1, 11, 2)
+    ]
+    # three changed customers on three of five pages: one transaction when two of them have come,
+    # one with the third at the end of the read, then the last one (result, metadata)
+    changed = {2: 200.0, 5: 500.0, 9: 900.0}
+    h.source.pages = pages(*(customer(i, balance=changed.get(i, 100.0)) for i in range(1, 11)))  # type: ignore[arg-type]
+    result, steady = await h.run()
+    assert [snapshot_keys(records) for records, _ in steady.committed] == [
+        [f"{CLIENT}/2".encode(), f"{CLIENT}/5".encode()],
+        [f"{CLIENT}/9".encode()],
+        [f"{CLIENT}#meta".encode()],
+    ]
+    assert result.counts == {"balance": 3}
+    assert {no: h.cache.state(CLIENT, str(no)).state["balanceTotal"] for no in changed} == changed  # type: ignore[union-attr]
+
+
+async def test_changes_of_later_pages_in_one_transaction_carry_the_time_their_page_was_diffed() -> None:
+    h = Harness()
+    await baseline(h, 4)
+    h.source.pages = pages(customer(1), customer(2, balance=5.0), customer(3), customer(4, balance=9.0))  # type: ignore[arg-type]
+    h.source.gate = asyncio.Event()  # the second page waits for it
+    publisher = FakePublisher()
+    task = asyncio.create_task(h.engine().run(request(), publisher, PARTITION, None))
+    while not h.source.streams or h.source.streams[-1].report.pages_read < 1:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    h.source.gate.set()
+    await task
+    first = publisher.committed[0][0]  # both changes in one transaction (two changed customers)
+    times = [dict(r.headers)["ce_time"].decode() for r in first if any(k == "ce_time" for k, _ in r.headers)]
+    assert len(times) == 2 and times[0] < times[1]
+
+
+async def test_a_failed_steady_transaction_leaves_its_customers_unchanged_in_the_cache_for_the_retry() -> (
+    None
+):
+    h = Harness()
+    await baseline(h, 6)
+    h.source.pages = pages(*(customer(i, balance=100.0 + i) for i in range(1, 7)))  # type: ignore[arg-type]
+    publisher = FakePublisher(fail_at={1})  # the second transaction: customers 3 and 4
+    with pytest.raises(CommitFailed):
+        await h.run(publisher=publisher)
+    # only the committed transaction reached the cache; nothing after the failed one was committed
+    assert [snapshot_keys(records) for records, _ in publisher.committed] == [
+        [f"{CLIENT}/1".encode(), f"{CLIENT}/2".encode()]
+    ]
+    balances = {i: h.cache.state(CLIENT, str(i)).state["balanceTotal"] for i in range(1, 7)}  # type: ignore[union-attr]
+    assert balances == {1: 101.0, 2: 102.0, 3: 100.0, 4: 100.0, 5: 100.0, 6: 100.0}
+    # the redelivered request publishes each change not yet committed, once
+    result, pub = await h.run()
+    assert result.counts == {"balance": 4} and pub.event_types() == [BALANCE] * 4
 
 
 async def test_filtered_run_updates_what_it_saw_and_infers_no_removal_and_no_metadata() -> None:

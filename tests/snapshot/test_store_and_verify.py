@@ -32,6 +32,29 @@ def test_a_removal_marker_keeps_the_revision_and_counts_as_absent(tmp_path: Path
     assert store.count(7) == 2 and store.get_state(7, "b").rev == 5  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("others", [0, 200], ids=["unmarked-rows-looked-up", "client-rows-scanned"])
+def test_unseen_is_every_present_customer_cached_before_the_run_that_it_did_not_look_up(
+    tmp_path: Path, others: int
+) -> None:
+    # with the cache to itself a client's few unmarked rowids are looked up one by one; among many
+    # rows of other clients its own rows are scanned: the same answer either way
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(0, [(f"8/{i:03}".encode(), encode_state({"x": i}, 1)) for i in range(others)], 1)
+    store.apply(0, [(f"7/{i:03}".encode(), encode_state({"x": i}, 1)) for i in range(100)], 2)
+    store.apply(0, [(b"7/050", encode_removed(2))], 3)  # removed: never a candidate
+    store.reset_seen(7)
+    store.apply(0, [(b"7/new", encode_state({"x": 0}, 1))], 4)  # added during the run: its own
+    read = [f"{i:03}" for i in range(100) if i not in (3, 41, 97)]
+    store.get_raw_states(7, [*read[:60], "new"], mark_seen=True)
+    store.get_raw_states(7, read[60:], mark_seen=True)
+    store.get_raw_states(8, [f"{i:03}" for i in range(others)])  # not marked: another client's run
+    assert [(no, s.state) for no, s in store.unseen(7)] == [
+        ("003", {"x": 3}),
+        ("041", {"x": 41}),
+        ("097", {"x": 97}),
+    ]
+
+
 def test_wiping_a_partition_forgets_its_rows_metadata_and_checkpoint_only(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path / "s.sqlite")
     store.apply(0, [(b"1/a", encode_state({}, 1)), (b"1#meta", b'{"lastCompletedRunStartedAt": null}')], 5)
@@ -92,6 +115,8 @@ def test_the_names_of_a_clients_present_customers_are_read_by_sqlite_folded_and_
             (b"7/a", encode_state({"name": "Kari Nordmann", "x": 1}, 1)),
             (b"7/b", encode_state({"name": "Über Transport"}, 1)),
             (b"7/c", encode_state({"x": 3}, 1)),  # no name
+            (b"7/g", encode_state({"name": ""}, 1)),  # an empty name
+            (b"7/h", encode_state({"name": 42}, 1)),  # not a text
             (b"7/e", encode_state({"name": "STRAßE AS"}, 1)),  # full case folding: ß is ss
             (b"7/f", encode_state({"name": "kari nordmann"}, 1)),  # a second customer, same name
             (b"8/a", encode_state({"name": "another client"}, 1)),
