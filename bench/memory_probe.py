@@ -6,9 +6,9 @@ shared pages, VmHWM), glibc's heap (`mallinfo2`: in use, free, mmapped), SQLite'
     python -m bench.memory_probe --sizes 100000,1000000        # broker + sandbox of its own
     python -m bench.memory_probe --sizes 300000 --steady       # also the steady (1 % changed) run
 
-`python -m bench.memory_probe.worker`-style use: the worker is started as `python -m bench.memory_probe
-run` with `AMILI_PROBE_OUT` set (see `probe_main`). Diagnostics only; the bench's figures come from
-`scripts/bench`.
+The worker runs as `python -m bench.memory_probe run` with `AMILI_PROBE_OUT` set (`probe_main`);
+`--trace S` adds tracemalloc's top lines (against the first ones) every S seconds (slow). Diagnostics
+only: the bench's figures come from `scripts/bench`.
 """
 
 from __future__ import annotations
