@@ -126,3 +126,33 @@ def test_the_names_of_a_clients_present_customers_are_read_by_sqlite_folded_and_
     store.apply(0, [(b"7/d", encode_state({"name": "D'Angelo"}, 1))], 5)
     store.apply(0, [(b"7/d", encode_removed(2))], 6)
     assert list(store.names(7)) == ["kari nordmann", "kari nordmann", "strasse as", "über transport"]
+
+
+@pytest.mark.parametrize("asked", [1, 3, 255, 511, 512, 513, 1_500])
+def test_lookups_of_any_count_find_exactly_the_cached_customers_and_mark_them_seen(
+    tmp_path: Path, asked: int
+) -> None:
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(0, [(f"7/c{i:05d}".encode(), encode_state({"x": i}, 1)) for i in range(0, 4_000, 2)], 1)
+    store.apply(0, [(b"8/c00000", encode_state({"x": -1}, 1))], 2)  # another client's same number
+    store.reset_seen(7)
+    wanted = [f"c{i:05d}" for i in range(asked)]  # every other one is cached
+    found = store.get_raw_states(7, wanted, mark_seen=True)
+    assert sorted(found) == [no for i, no in enumerate(wanted) if i % 2 == 0]
+    assert all(found[no] == encode_state({"x": int(no[1:])}, 1) for no in found)
+    unseen = {no for no, _ in store.unseen(7)}
+    assert unseen == {f"c{i:05d}" for i in range(0, 4_000, 2)} - set(found)
+
+
+def test_lookups_use_a_few_statement_texts_whatever_the_counts(tmp_path: Path) -> None:
+    """The sqlite3 module keeps every distinct statement prepared (in SQLite's memory): lookups of
+    every count from 1 to 1,500 use 10 statement widths, not one per count."""
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    texts: set[str] = set()
+    store.db.set_trace_callback(texts.add)
+    for n in range(1, 1_501):
+        store.get_raw_states(7, [f"c{i}" for i in range(n)])
+    lookups = [text for text in texts if text.startswith("SELECT rowid, customer_no")]
+    # the callback sees the statements with their values bound: count the IN list's items
+    widths = {text.rpartition(" IN (")[2].count(",") + 1 for text in lookups}
+    assert widths == {1 << bits for bits in range(10)}
