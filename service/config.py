@@ -297,7 +297,7 @@ class SyncSettings(_Group):
         60.0, gt=0, description="Most seconds between retries (requests, restores, producer starts)"
     )
     restore_process_from: int = Field(
-        100_000,
+        250_000,
         ge=0,
         description="Restores of at least this many records write the cache from a child process "
         "(a core of its own, no GIL shared with the fetching); smaller ones from a thread; 0: always a thread",

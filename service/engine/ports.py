@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.amili.models import Customer, Page, ReadReport
-from service.sync.diff import StoredState
-from service.sync.records import ClientMeta
+from service.sync.records import ClientMeta, StoredState
 
 __all__ = [
     "Committed",

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from service.amili.models import Customer
-from service.sync.diff import StoredState
+from service.sync.records import StoredState
 
 __all__ = ["GAP_SAMPLE", "Reconciliation", "confirm_each", "reconcile_unseen"]
 

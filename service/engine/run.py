@@ -17,6 +17,7 @@ The steps of `SyncEngine.run`, in order:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -260,12 +261,13 @@ class SyncEngine:
             diffs = diff_customer(
                 customer.customerNo, before, state, self.rules, baseline=run.baseline, removed_rev=rev
             )
-            if diffs or needs_snapshot_update(before, state):
+            update = needs_snapshot_update(before, state)
+            if diffs or update:
                 changes.customers += 1
             if diffs:
                 ctx = ctx or self._context(run.request)
                 events += [build_event(change, ctx) for change in diffs]
-            if needs_snapshot_update(before, state):
+            if update:
                 rev += 1 if diffs else 0
                 snapshot.append((snapshot_key(client_no, customer.customerNo), encode_state(state, rev)))
         self._count_customers(run, len(customers))
@@ -372,7 +374,12 @@ class SyncEngine:
             release_free_memory()
 
     def _event_records(self, events: list[OutEvent]) -> list[OutRecord]:
-        return [OutRecord(self.topics.event_topic(e.topic_kind), e.key, e.value, e.headers) for e in events]
+        topic = self._event_topic
+        return [OutRecord(topic(e.topic_kind), e.key, e.value, e.headers) for e in events]
+
+    @functools.cache  # noqa: B019 - a handful of kinds, one engine per worker: once per kind, not per event
+    def _event_topic(self, kind: str) -> str:
+        return self.topics.event_topic(kind)
 
     def _context(self, request: FetchRequest) -> EventContext:
         return EventContext(

@@ -21,6 +21,8 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from service.snapshot._apply import apply_records
+
 __all__ = ["WriterProcess", "WriterProcessError"]
 
 # What a batch is on the wire: (partition, [(key, value or None), ...], next offset or None)
@@ -93,12 +95,13 @@ class WriterProcess:
 
 def serve(path: str, requests: Connection, replies: Connection) -> None:
     """The child: write each batch received, answer (True, records) or (False, error text)."""
-    from service.snapshot.store import apply_records  # the child imports what it needs, no more
 
     db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA temp_store=MEMORY")
-    db.execute("PRAGMA cache_size=-16384")
+    # a small page cache: the writes are not faster with a larger one (docs/performance.md, 4.10),
+    # and this is memory beside the worker's
+    db.execute("PRAGMA cache_size=-4096")
     try:
         while True:
             try:

@@ -7,7 +7,7 @@ Batches are written to SQLite on a connection of their own (`RestoreWriter`) whi
 fetches and decodes the next batch. One batch is written while at most one more is gathered, so
 memory stays bounded by two batches. A small restore writes from a thread: it releases the GIL only
 around each row's SQLite step, so while the event loop decodes a fetch the two mostly take turns
-(the writer's per-record Python work is kept small: `store._Rows`; docs/performance.md, 4.10). A big
+(the writer's per-record Python work is kept small: `_apply._Rows`; docs/performance.md, 4.10). A big
 one (`process_from` records and more) writes from a child process, so the consumer and SQLite each
 keep a core busy (docs/performance.md, 4.11).
 """
@@ -41,7 +41,7 @@ RESTORE_BATCH = 20_000
 # From this many records on, a restore writes the cache from a child process rather than a thread
 # (the setting `sync.restore_process_from`): in a thread the writer and the fetching take turns at
 # the GIL (docs/performance.md, 4.11); a child costs ~0.3 s to start and its own interpreter's memory.
-PROCESS_FROM = 100_000
+PROCESS_FROM = 250_000
 
 
 async def restore_partitions(

@@ -12,17 +12,11 @@ data yields new ids every time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from service.sync.kinds import BASELINE, CREATED, REMOVED
+from service.sync.records import StoredState
 from service.sync.state import TrackingRules, changed_paths, group_values
-
-
-@dataclass(frozen=True)
-class StoredState:
-    state: dict[str, Any]
-    rev: int
 
 
 class Change(NamedTuple):

@@ -20,7 +20,15 @@ from typing import Any
 
 import orjson
 
-from service.sync.diff import StoredState
+
+@dataclass(frozen=True)
+class StoredState:
+    """A customer as the snapshot holds it: its tracked state and revision. (Here, not in `diff`:
+    the restore's writer process imports this module and nothing heavier.)"""
+
+    state: dict[str, Any]
+    rev: int
+
 
 META_SEPARATOR = "#meta"
 
