@@ -88,6 +88,20 @@ def test_dense_client_true_totals_is_proven_and_cheap(sandbox: SandboxHandle) ->
     assert report.splits > 10 and report.slice_queries >= report.probe_queries
 
 
+def test_true_totals_free_each_split_slices_sampled_names_once_it_is_settled(sandbox: SandboxHandle) -> None:
+    async def go() -> tuple[int, int]:
+        async with AmiliClient(settings(sandbox)) as amili, amili.read(DENSE) as reader:
+            async for _ in reader:
+                pass
+            splits = [s for s in reader._walk(reader._root) if s.split]
+            return len(splits), sum(len(s.pool) for s in splits)
+
+    splits, pooled = asyncio.run(go())
+    assert splits > 10, "the dense client was not split: nothing shown"
+    # kept to the end of the read, the pools grew with the client (memory flat in N)
+    assert pooled == 0, f"{pooled} sampled names still held by settled split slices"
+
+
 def test_dense_client_capped_totals_learns_what_the_alphabet_lacks(sandbox: SandboxHandle) -> None:
     control(sandbox, "/config", {"totalCount": "capped"})
     report, seen = read(settings(sandbox), DENSE)
