@@ -22,8 +22,6 @@ The machine is shared: compare the lines of one run with each other, not across 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from typing import Any
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from bench.decode_bench import CLIENT_NO, render_pages
+from bench.decode_bench import CLIENT_NO, median_us, render_pages
 from service.amili.models import DECLARED_FIELDS, Customer
 from service.amili.parsing import parse_list
 from service.engine.extract import customer_state
@@ -115,15 +113,6 @@ def first_sync_now(customers: Sequence[Customer], ctx: EventContext) -> None:
         batches.append("snapshot", 0, OutRecord("snapshot", key, value, partition=0))
 
 
-def _median_us(run: Callable[[], object], customers: int, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        run()
-        times.append(time.process_time() - start)
-    return statistics.median(times) / customers * 1e6
-
-
 def measure(customers: Sequence[Customer], rounds: int) -> dict[str, float]:
     ctx = context()
     states = [customer_state(c, NAMES, DECLARED_FIELDS) for c in customers]
@@ -158,7 +147,7 @@ def measure(customers: Sequence[Customer], rounds: int) -> dict[str, float]:
         "whole customer (former)": lambda: first_sync_former(customers, ctx),
         "whole customer (now)": lambda: first_sync_now(customers, ctx),
     }
-    return {name: _median_us(run, len(customers), rounds) for name, run in ways.items()}
+    return {name: median_us(run, len(customers), rounds) for name, run in ways.items()}
 
 
 def check_equal(changes: Sequence[Change], ctx: EventContext) -> None:
