@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sized
 
 from service.sync.records import META_SEPARATOR, is_removed, parse_key
 
-__all__ = ["apply_records"]
+__all__ = ["apply_records", "connect_writer"]
 
 
 def apply_records(
@@ -104,3 +104,14 @@ class _Rows:
             self.meta_del.append((client_no,))
         else:
             self.meta_up.append((client_no, self.partition, value))
+
+
+def connect_writer(path: str, *, cache_kb: int) -> sqlite3.Connection:
+    """A restore writer's connection to the cache: no syncing (the `RestoreWriter`'s boot-id marker
+    guards it), temporary data in memory, a page cache of `cache_kb`; usable from the thread that
+    writes (busy timeout: SQLite serialises its transactions with the worker's own connection)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
+    return db

@@ -15,13 +15,12 @@ The child opens the cache with the restore writer's settings (no syncing, guarde
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from service.snapshot._apply import apply_records
+from service.snapshot._apply import apply_records, connect_writer
 
 __all__ = ["WriterProcess", "WriterProcessError"]
 
@@ -96,12 +95,9 @@ class WriterProcess:
 def serve(path: str, requests: Connection, replies: Connection) -> None:
     """The child: write each batch received, answer (True, records) or (False, error text)."""
 
-    db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
-    db.execute("PRAGMA synchronous=OFF")
-    db.execute("PRAGMA temp_store=MEMORY")
     # a small page cache: the writes are not faster with a larger one (docs/performance.md, 4.10),
     # and this is memory beside the worker's
-    db.execute("PRAGMA cache_size=-4096")
+    db = connect_writer(path, cache_kb=4096)
     try:
         while True:
             try:

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from service.logs import get_logger
-from service.snapshot._apply import apply_records
+from service.snapshot._apply import apply_records, connect_writer
 from service.snapshot._writer_process import WriterProcess
 from service.sync.records import (
     META_SEPARATOR,
@@ -93,6 +93,13 @@ _LOOKUP_SQL = {
     width: "SELECT rowid, customer_no, value FROM customers WHERE client_no = ? AND customer_no IN "  # noqa: S608
     f"({','.join('?' * width)})"
     for width in (1 << bits for bits in range(LOOKUP_CHUNK.bit_length()))
+}
+
+
+_PRESENT_SQL = {
+    width: "SELECT rowid, customer_no FROM customers WHERE client_no = ? AND removed = 0 AND rowid IN "  # noqa: S608
+    f"({','.join('?' * width)})"
+    for width in _LOOKUP_SQL
 }
 
 
@@ -329,15 +336,14 @@ class SnapshotStore:
                 yield customer_no, decode_state(row[0])
 
     def _present_rows(self, client_no: int, rowids: list[int]) -> list[tuple[int, str]]:
-        """(rowid, customerNo) of those rows that hold a present customer of the client, by customerNo."""
+        """(rowid, customerNo) of those rows that hold a present customer of the client, by customerNo
+        (in statements of `lookup_width` rowids, as `get_raw_states`: a few cached statement texts)."""
         rows: list[tuple[int, str]] = []
-        for i in range(0, len(rowids), 500):
-            chunk = rowids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
+        for i in range(0, len(rowids), LOOKUP_CHUNK):
+            chunk = rowids[i : i + LOOKUP_CHUNK]
+            width = lookup_width(len(chunk))
             rows += self.db.execute(
-                f"SELECT rowid, customer_no FROM customers WHERE rowid IN ({marks}) "  # noqa: S608
-                "AND client_no = ? AND removed = 0",
-                (*chunk, client_no),
+                _PRESENT_SQL[width], (client_no, *chunk, *itertools.repeat(None, width - len(chunk)))
             )
         rows.sort(key=lambda row: row[1])
         return rows
@@ -419,19 +425,15 @@ class RestoreWriter:
         # its own connection (SQLite serialises its transactions with the event loop's: busy
         # timeout), in the thread or in a child process (`_writer_process`: no GIL shared)
         self.child = WriterProcess(path) if process else None
-        self.sender = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore-send")
-        self.db: sqlite3.Connection | None = None
-        if self.child is None:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
-            self.db.execute("PRAGMA synchronous=OFF")
-            self.db.execute("PRAGMA temp_store=MEMORY")
-            self.db.execute("PRAGMA cache_size=-16384")
+        # a child's batches are sent from a thread of their own: the next one waits in the pipe
+        self.sender = ThreadPoolExecutor(1, thread_name_prefix="snapshot-restore-send") if process else None
+        self.db = None if process else connect_writer(str(path), cache_kb=16384)
 
     def submit(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None
     ) -> Future[int]:
         """`SnapshotStore.apply` in the writer's thread (or its child process)."""
-        if self.child is not None:
+        if self.child is not None and self.sender is not None:
             self.sender.submit(self.child.send, partition, list(records), next_offset)
             return self.thread.submit(self.child.receive)
         assert self.db is not None
@@ -448,7 +450,8 @@ class RestoreWriter:
         self.closed = True
         finished = self.thread.submit(self._finish)
         self.thread.shutdown(wait=False)
-        self.sender.shutdown(wait=False)
+        if self.sender is not None:
+            self.sender.shutdown(wait=False)
         return finished
 
     def _finish(self) -> None:
