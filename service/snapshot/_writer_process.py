@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from service.snapshot._apply import apply_records, connect_writer
+from service.tuning import release_free_memory, tune_allocator
 
 __all__ = ["WriterProcess", "WriterProcessError"]
 
@@ -112,12 +113,17 @@ def serve(path: str, requests: Connection, replies: Connection) -> None:
                 replies.send((True, apply_records(db, *batch)))
             except Exception as exc:
                 replies.send((False, f"{type(exc).__name__}: {exc}"))
+            # the batch's records go before the next one is received, and the C heap's free pages
+            # back to the system: this process's memory is its batches (docs/performance.md, 4.14)
+            batch = None
+            release_free_memory()
     finally:
         db.close()
 
 
 def main(argv: list[str]) -> None:
     path, requests, replies = argv
+    tune_allocator()  # as in the worker: large blocks (a received batch) in mappings of their own
     serve(path, Connection(int(requests), writable=False), Connection(int(replies), readable=False))
 
 

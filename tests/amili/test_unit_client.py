@@ -689,19 +689,19 @@ async def test_read_as_context_manager_stops_its_tasks() -> None:
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amili-read-") and not t.done()]
 
 
-async def test_streamed_known_names_are_built_off_the_event_loop() -> None:
+async def test_a_split_does_not_wait_for_known_names_still_being_built() -> None:
     """A stream of known names (the snapshot's: a million take seconds) is read in a thread: the
-    event loop keeps running meanwhile, and the read waits for the names before its first split."""
+    event loop keeps running meanwhile, and no split waits for it. Here the names never come while
+    the read lasts: it splits from its sampled names alone and still reads every customer."""
     rows = make_customers(120, names=["Ola", "Kari", "Émile"])
     fake = FakeArm({CLIENT: rows})
-    loop_thread, consumed_in, ticks_while_building = threading.get_ident(), [], []
+    loop_thread, consumed_in = threading.get_ident(), []
+    release = threading.Event()
     ticks = 0
 
     def snapshot_names():  # sorted and folded, as `SnapshotCache.names` streams them
         consumed_in.append(threading.get_ident())
-        before = ticks
-        time.sleep(0.3)  # blocks its thread only
-        ticks_while_building.append(ticks - before)
+        release.wait(10)  # blocks its thread only, until the read is over
         yield from sorted(["émile"] * 40 + ["kari"] * 40 + ["ola"] * 40)
 
     async def ticker() -> None:
@@ -718,9 +718,34 @@ async def test_streamed_known_names_are_built_off_the_event_loop() -> None:
             amili.read(CLIENT, known_names=snapshot_names()) as reader,
         ):
             numbers = [c.customerNo async for page in reader for c in page.customers]
+            await asyncio.sleep(0.05)
     finally:
+        release.set()
         tick.cancel()
     assert consumed_in and consumed_in[0] != loop_thread
-    assert ticks_while_building[0] >= 3  # the loop ran while the names took 0.3 s
+    assert ticks >= 3  # the loop ran while the names were being built
     assert sorted(numbers) == sorted(r["customerNo"] for r in rows)
-    assert reader.report.known_names > 0 and reader.report.coverage == "proven"
+    assert reader.report.splits >= 1 and reader.report.coverage == "proven"
+    assert reader.report.known_names == 0  # split without them: nothing waited for the stream
+
+
+async def test_known_names_built_before_a_split_are_used() -> None:
+    """The names are built while the first request waits (here for its token): the split after it
+    is planned with them."""
+    rows = make_customers(120, names=["Ola", "Kari", "Émile"])
+    fake = FakeArm({CLIENT: rows}, token_delay=0.5)
+    built = threading.Event()
+
+    def snapshot_names():
+        yield from sorted(["émile"] * 40 + ["kari"] * 40 + ["ola"] * 40)
+        built.set()
+
+    settings = unit_settings(maximum_count=50, page_size=5)
+    async with (
+        AmiliClient(settings, transport=fake.transport()) as amili,
+        amili.read(CLIENT, known_names=snapshot_names()) as reader,
+    ):
+        numbers = [c.customerNo async for page in reader for c in page.customers]
+    assert built.is_set()
+    assert sorted(numbers) == sorted(r["customerNo"] for r in rows)
+    assert reader.report.known_names == 120 and reader.report.coverage == "proven"
