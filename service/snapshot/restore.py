@@ -35,10 +35,11 @@ log = get_logger(__name__)
 # Records are written to the cache in SQLite transactions of about this many, each with its
 # checkpoint (far fewer SQLite transactions than records rewrite far fewer index pages:
 # docs/performance.md). A few batches are in memory at once: one being written, one waiting in the
-# writer process's pipe, one being fetched. 5,000 rather than 20,000: the same restore time, and a
-# restore of a million records peaks ~40 MB lower (the writer process alone 67 -> 42 MB; 4.14).
+# writer process's pipe, one being fetched. 10,000 rather than 20,000: a restore of a million
+# records peaks ~35 MB lower (the writer process 67 -> 45 MB) in the same time; 5,000 took ~10 %
+# longer (docs/performance.md, 4.14).
 # (Transactions spanning several batches were measured: no less CPU, a longer write lock.)
-RESTORE_BATCH = 5_000
+RESTORE_BATCH = 10_000
 
 # From this many records on, a restore writes the cache from a child process rather than a thread
 # (the setting `sync.restore_process_from`): in a thread the writer and the fetching take turns at
