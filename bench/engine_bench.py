@@ -27,7 +27,7 @@ from typing import Any
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from bench.decode_bench import CLIENT_NO, render_pages
-from service.amili.models import Customer, Page, ReadReport
+from service.amili.models import Customer, NamePrefixes, Page, ReadReport
 from service.amili.parsing import parse_list
 from service.config import ApiSettings, Settings
 from service.engine.ports import Committed, OutRecord, RequestPosition
@@ -63,6 +63,9 @@ class Stream:
     async def aclose(self) -> None:
         return None
 
+    def name_prefixes(self) -> NamePrefixes:
+        return NamePrefixes({})
+
 
 class Source:
     def __init__(self, pages: list[list[Customer]]) -> None:
@@ -74,6 +77,7 @@ class Source:
         filters: Mapping[str, str] | None = None,
         *,
         known_names: Iterable[str | None] = (),
+        name_prefixes: NamePrefixes | None = None,
     ) -> Stream:
         return Stream(self.pages)
 

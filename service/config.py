@@ -267,7 +267,10 @@ class SyncSettings(_Group):
     pages_per_transaction: int = Field(1, ge=1, description="API pages committed per Kafka transaction")
     learn_names_from_snapshot: bool = Field(
         True,
-        description="Teach the slicing the names in the snapshot (costs ~60 MB per million customers during a run)",
+        description=(
+            "Teach the slicing what the client's last read split (its name prefixes), or, before a first "
+            "complete read, the names in the snapshot"
+        ),
     )
     removal_hold_fraction: float = Field(
         0.2, ge=0, le=1, description="Removals above this share of the snapshot are held, not published"

@@ -20,7 +20,7 @@ from .errors import (
     AmiliQueryExpired,
     AmiliUnavailable,
 )
-from .models import Customer, Distribution, Page, PostalAddress, ReadReport
+from .models import Customer, Distribution, NamePrefixes, Page, PostalAddress, ReadReport
 from .slicing import FilterSetSlicing, NamePrefixSlicing, SliceStrategy, make_strategy
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Distribution",
     "FilterSetSlicing",
     "NamePrefixSlicing",
+    "NamePrefixes",
     "Page",
     "PostalAddress",
     "ReadReport",

@@ -48,7 +48,7 @@ from .errors import (
     AmiliHTTPError,
     AmiliNotFound,
 )
-from .models import Customer, CustomerList
+from .models import Customer, CustomerList, NamePrefixes
 from .parsing import parse_customer, parse_list
 from .planner import KnownNames
 from .reader import CustomerRead
@@ -155,19 +155,23 @@ class AmiliClient(ClosesOnExit):
         filters: Mapping[str, str] | None = None,
         *,
         known_names: Iterable[str | None] = (),
+        name_prefixes: NamePrefixes | None = None,
     ) -> CustomerRead:
         """The customers of `client_no` matching `filters` (lower-case API names: customerno,
         accountno, organizationno, name, customercategory), as pages; see `CustomerRead`.
         `known_names` (e.g. the names in the local snapshot) teach the slicing planner which
-        characters follow a dense prefix."""
+        characters follow a dense prefix; `name_prefixes` (what an earlier read left,
+        `CustomerRead.name_prefixes`) teach it the same at once, and `known_names` is then not read."""
         clean = {str(k).lower(): str(v) for k, v in (filters or {}).items() if v is not None and str(v) != ""}
         # prefixes a tenth of the cap start with: a split's children can be that small and still dense
         dense = max(1, self.settings.maximum_count // 16)
-        known: KnownNames | Callable[[], KnownNames] = (
-            KnownNames(known_names, dense=dense)
-            if isinstance(known_names, Collection)
-            else functools.partial(KnownNames, known_names, dense=dense)  # a stream: built in a thread
-        )
+        known: KnownNames | Callable[[], KnownNames]
+        if name_prefixes is not None and name_prefixes.prefixes:
+            known = KnownNames.from_prefixes(name_prefixes.prefixes, name_prefixes.customers, dense=dense)
+        elif isinstance(known_names, Collection):
+            known = KnownNames(known_names, dense=dense)
+        else:
+            known = functools.partial(KnownNames, known_names, dense=dense)  # a stream: built in a thread
         read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard, known=known)
         self._reads.add(read)
         return read

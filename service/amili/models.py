@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct, field
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -271,6 +272,33 @@ class Page:
     customers: list[Customer]
 
 
+@dataclass(frozen=True, slots=True)
+class NamePrefixes:
+    """What a read of a client teaches the next one: every name prefix it split (folded), with the
+    characters that followed it in the children that matched customers, and how many customers the
+    read had. A few thousand short strings for a million customers, stored between runs."""
+
+    prefixes: dict[str, str]
+    customers: int = 0
+
+    def to_bytes(self) -> bytes:
+        return msgspec.json.encode({"prefixes": self.prefixes, "customers": self.customers})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> NamePrefixes | None:
+        """None when `raw` is not what `to_bytes` writes (a hint is dropped, never trusted)."""
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        prefixes, customers = data.get("prefixes"), data.get("customers")
+        if not isinstance(prefixes, dict) or not isinstance(customers, int):
+            return None
+        return cls({k: v for k, v in prefixes.items() if isinstance(v, str)}, max(customers, 0))
+
+
 Coverage = Literal["proven", "unproven", "incomplete"]
 
 
@@ -303,7 +331,9 @@ class ReadReport:
       split slice whose first page came in name order, so its children were learned from its
       alphabetical start only, `missing` unknown (0); "capped": a slice read capped), `slice` (its filters, values cut to 32 characters), `missing` (exact, or a lower
       bound), `exact`, `unmatchedPrefixes` (where sampled names fell between the children, cut);
-    - `known_names`: names the caller passed in to learn from; `customerno_prefix`: the API matches
+    - `known_names`: names the caller passed in to learn from (or the customers of the earlier read
+      whose `NamePrefixes` it passed), `known_prefixes`: the dense prefixes the planner got from
+      them; `customerno_prefix`: the API matches
       `customerno` as a prefix (True/False) when the read had to know, else None.
     """
 
@@ -332,6 +362,7 @@ class ReadReport:
     gap_count: int = 0
     gaps: list[dict[str, Any]] = dataclass_field(default_factory=list)
     known_names: int = 0
+    known_prefixes: int = 0
     customerno_prefix: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from service.metrics import CUSTOMERS_READ, PAGES_FETCHED, SLICES
 from ._closing import ClosesOnExit
 from ._http import CallStats
 from .errors import AmiliBadRequest, AmiliError, AmiliHTTPError, AmiliProtocolError, AmiliQueryExpired
-from .models import CustomerList, Page, ReadReport
+from .models import CustomerList, NamePrefixes, Page, ReadReport
 from .planner import NO_NAMES, KnownNames, Sample, fold
 from .seen import SeenKeys
 from .slicing import SliceStrategy
@@ -148,6 +148,7 @@ class CustomerRead(ClosesOnExit):
         self._build_known = None if isinstance(known, KnownNames) else known
         self._known_task: asyncio.Task[KnownNames] | None = None
         self.report = ReadReport(client_no=client_no, filters=dict(filters), known_names=len(self._known))
+        self.report.known_prefixes = self._known.prefixes
         self._true_totals = False  # seen totalCount > maximumCount: the API reports true totals
         self._probe_lock = asyncio.Lock()
         self._prior: Counter[str] = Counter()
@@ -170,6 +171,7 @@ class CustomerRead(ClosesOnExit):
         self._pending = 0
         self._seen = SeenKeys()
         self._fingerprints: dict[int, tuple[_Slice, int]] = {}
+        self._finished = False
 
     # -- iteration ---------------------------------------------------------------------------------
 
@@ -355,6 +357,7 @@ class CustomerRead(ClosesOnExit):
             self._known_task = None
             self._known = task.result()
             self.report.known_names = len(self._known)
+            self.report.known_prefixes = self._known.prefixes
 
     async def _before_open(self, sl: _Slice, answer: CustomerList) -> None:
         """Ask the API once whether `customerno` is a prefix match, when a split would use it."""
@@ -717,6 +720,7 @@ class CustomerRead(ClosesOnExit):
                     f"gap(s) detected, and customers the slices cannot reach may go unnoticed"
                 )
         report.complete = report.coverage != "incomplete"
+        self._finished = True
         if root.true_total is not None:
             report.unreachable = max(root.true_total - report.customers, 0)
         report.api_requests = sum(report.api_calls.values())
@@ -734,6 +738,31 @@ class CustomerRead(ClosesOnExit):
             probes=report.probe_queries,
             gaps=report.gap_count,
         )
+
+    def name_prefixes(self) -> NamePrefixes:
+        """What this read teaches the next one (`KnownNames.from_prefixes`): every name prefix it
+        split, with the characters that followed it in the children that matched customers (a
+        child `prefix + " " + c` puts a space after `prefix` and `c` after `prefix + " "`). The
+        next read's splits at these prefixes then make those children at once, without the probes
+        for characters the sample missed, and without a pass over the snapshot's names. Empty
+        until the read has ended without error."""
+        if not self._finished:
+            return NamePrefixes({})
+        after: dict[str, set[str]] = {}
+        for sl in self._walk(self._root):
+            if not sl.split or "customerno" in sl.filters:
+                continue
+            prefix = fold(sl.filters.get("name", ""))
+            for child in sl.children:
+                name = child.filters.get("name", "")
+                if not child.total_count or len(name) <= len(prefix) or not name.startswith(prefix):
+                    continue
+                rest = name[len(prefix) :]
+                after.setdefault(prefix, set()).add(rest[0])
+                if rest[0].isspace() and len(rest) > 1:
+                    after.setdefault(prefix + rest[0], set()).add(rest[1])
+        prefixes = {prefix: "".join(sorted(chars)) for prefix, chars in sorted(after.items())}
+        return NamePrefixes(prefixes, self.report.customers)
 
     @staticmethod
     def _walk(sl: _Slice) -> list[_Slice]:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from service.amili.models import Customer, Page, ReadReport
+from service.amili.models import Customer, NamePrefixes, Page, ReadReport
 from service.sync.records import ClientMeta, StoredState
 
 __all__ = [
@@ -69,6 +69,10 @@ class CustomerStream(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def name_prefixes(self) -> NamePrefixes:
+        """What the read teaches the next read of the client (empty until it ended without error)."""
+        ...
+
 
 # The port repeats AmiliClient.read's signature on purpose: the engine depends on this, not the client.
 class CustomerSource(Protocol):
@@ -78,10 +82,13 @@ class CustomerSource(Protocol):
         filters: Mapping[str, str] | None = None,
         *,
         known_names: Iterable[str | None] = (),
+        name_prefixes: NamePrefixes | None = None,
     ) -> CustomerStream:
         """`known_names`: names the caller already knows (the snapshot's), for the slicing to learn
         which characters follow a dense name prefix; read once: a collection in any order, any other
-        iterable folded and in code point order (as `SnapshotCache.names` streams them)."""
+        iterable folded and in code point order (as `SnapshotCache.names` streams them).
+        `name_prefixes`: what an earlier read of the client left (`CustomerStream.name_prefixes`),
+        taught at once instead of `known_names`, which is then not read."""
         ...
 
     async def get_customer(self, client_no: int, customer_no: str) -> Customer | None:
@@ -113,6 +120,12 @@ class SnapshotCache(Protocol):
         """The names in the client's stored states, folded (`str.casefold`), in code point order,
         streamed (the slicing keeps only what it can use of them)."""
         ...
+
+    def name_prefixes(self, client_no: int) -> bytes | None:
+        """What the client's last complete read left for the next (`NamePrefixes.to_bytes`), if any."""
+        ...
+
+    def save_name_prefixes(self, client_no: int, partition: int, value: bytes) -> None: ...
 
     def apply(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], next_offset: int | None

@@ -74,6 +74,11 @@ CREATE TABLE IF NOT EXISTS client_meta (
     partition INTEGER NOT NULL,
     value BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS name_prefixes (
+    client_no INTEGER PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    value BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     partition INTEGER PRIMARY KEY,
     next_offset INTEGER NOT NULL,
@@ -219,12 +224,14 @@ class SnapshotStore:
         )
 
     def wipe_partition(self, partition: int) -> None:
-        """Forget everything of a partition (rows, run metadata, checkpoint): restored from offset 0."""
+        """Forget everything of a partition (rows, run metadata, name prefixes, checkpoint): restored
+        from offset 0."""
         db = self.db
         db.execute("BEGIN")
         try:
             db.execute("DELETE FROM customers WHERE partition = ?", (partition,))
             db.execute("DELETE FROM client_meta WHERE partition = ?", (partition,))
+            db.execute("DELETE FROM name_prefixes WHERE partition = ?", (partition,))
             db.execute("DELETE FROM checkpoints WHERE partition = ?", (partition,))
             db.execute("COMMIT")
         except BaseException:
@@ -290,6 +297,20 @@ class SnapshotStore:
             yield from (folded for (folded,) in rows if folded)
         finally:
             db.close()
+
+    def name_prefixes(self, client_no: int) -> bytes | None:
+        """What the client's last complete read left for the next (`NamePrefixes` bytes). Local to
+        this file, not in the changelog: a worker that restored the client from the changelog
+        learns from the snapshot's names once instead."""
+        row = self.db.execute("SELECT value FROM name_prefixes WHERE client_no = ?", (client_no,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_name_prefixes(self, client_no: int, partition: int, value: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO name_prefixes (client_no, partition, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (client_no) DO UPDATE SET partition = excluded.partition, value = excluded.value",
+            (client_no, partition, value),
+        )
 
     def get_meta(self, client_no: int) -> ClientMeta | None:
         row = self.db.execute("SELECT value FROM client_meta WHERE client_no = ?", (client_no,)).fetchone()

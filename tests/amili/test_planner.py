@@ -230,6 +230,21 @@ def test_known_names_teach_the_planner() -> None:
     assert plan is not None and {"gó", "ge", "gu"} <= {c["name"] for c in plan.children}
 
 
+def test_prefixes_an_earlier_read_left_teach_the_planner_as_the_names_do() -> None:
+    names = ["Kari A", "Kari B", "Kåre", "Ola", "Ölen", "Über"] * 30
+    from_names = KnownNames(names, dense=20)
+    # what a read splitting the whole client and "kar" would leave (a space after "kari")
+    learned = KnownNames.from_prefixes({"": "koöü", "kari": " ", "kari ": "ab"}, 180, dense=20)
+    assert len(learned) == 180 and learned.prefixes == 3
+    for prefix in ("", "kari", "kari "):
+        assert learned.next_chars(prefix) == from_names.next_chars(prefix)
+    sample = Sample(["ola"], ("1",), True)
+    assert Planner("abc").split({}, sample, learned) == Planner("abc").split({}, sample, from_names)
+    # not a folded prefix with its characters (a damaged store): skipped, never trusted
+    odd = KnownNames.from_prefixes({"Kari": "a", "k": "B", "ok": "ab", 3: "a", "x": 4}, 0)  # type: ignore[dict-item]
+    assert odd.prefixes == 1 and odd.next_chars("ok") == ["a", "b"] and odd.next_chars("kari") == []
+
+
 def test_name_ordered_first_pages_leave_a_shortfall_the_probes_close() -> None:
     names = (
         family("Gómez", 60, list("ABCDEFGH")) + family("Geir", 20, list("AB")) + family("Gunnar", 5, ["X"])

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.amili import AmiliClient, ReadReport
+from service.amili import AmiliClient, NamePrefixes, ReadReport
 from service.config import ApiSettings
 from service.sandbox.testing import SandboxHandle, running_sandbox
 from testkit.sandbox import sandbox_api_settings
@@ -76,6 +76,59 @@ def read(api: ApiSettings, client: int, known: list[str] | None = None) -> tuple
             return reader.report, seen
 
     return asyncio.run(go())
+
+
+def read_learning(
+    api: ApiSettings, client: int, taught: NamePrefixes | None = None
+) -> tuple[ReadReport, Counter[str], NamePrefixes]:
+    """A read taught what an earlier read split; also what this one leaves for the next."""
+
+    async def go() -> tuple[ReadReport, Counter[str], NamePrefixes]:
+        seen: Counter[str] = Counter()
+        async with AmiliClient(api) as amili, amili.read(client, name_prefixes=taught) as reader:
+            async for page in reader:
+                seen.update(c.customerNo for c in page.customers)
+        return reader.report, seen, reader.name_prefixes()
+
+    return asyncio.run(go())
+
+
+def test_a_read_taught_what_the_last_one_split_needs_no_probes(sandbox: SandboxHandle) -> None:
+    names = everyone(sandbox, DENSE)
+    first, seen, learned = read_learning(settings(sandbox), DENSE)
+    assert set(seen) == set(names) and first.probe_queries > 0, "nothing for the teaching to save"
+    # every prefix it split, with the characters of its children that held customers (and for a
+    # child "prefix c", the space after the prefix and "prefix " with c)
+    split = [p for p in learned.prefixes if not p.endswith(" ")]
+    assert learned.customers == len(names) and "" in learned.prefixes and len(split) == first.splits
+    for prefix, chars in learned.prefixes.items():
+        for char in chars:
+            assert any(n.casefold().startswith(prefix + char) for n in names.values()), (prefix, char)
+    again, seen_again, relearned = read_learning(settings(sandbox), DENSE, learned)
+    assert set(seen_again) == set(names) and max(seen_again.values()) == 1
+    assert again.coverage == "proven" and again.known_prefixes == len(learned.prefixes)
+    # the children the sample missed are made at once: no shortfall left to probe for
+    assert again.probe_queries == 0 and again.api_requests < first.api_requests
+    assert relearned.prefixes == learned.prefixes  # the same customers teach the same again
+    # as few requests as a read taught every name of the snapshot
+    by_names, _ = read(settings(sandbox), DENSE, known=list(names.values()))
+    assert again.api_requests <= by_names.api_requests
+
+
+def test_what_a_read_split_teaches_reads_that_name_ordered_pages_would_mislead(
+    sandbox: SandboxHandle,
+) -> None:
+    """Capped totals and first pages in name order hide what follows a page's last name; a read
+    taught what an earlier read (random order) split still reaches every customer, as the
+    snapshot's names do in `test_name_ordered_pages_with_capped_totals_report_gaps`."""
+    control(sandbox, "/config", {"totalCount": "capped"})
+    names = everyone(sandbox, DENSE)
+    _, seen, learned = read_learning(settings(sandbox), DENSE)
+    assert set(seen) == set(names)
+    control(sandbox, "/config", {"totalCount": "capped", "listOrder": "name"})
+    report, seen_again, _ = read_learning(settings(sandbox, page_size=100), DENSE, learned)
+    assert set(seen_again) == set(names) and max(seen_again.values()) == 1
+    assert report.known_prefixes == len(learned.prefixes)
 
 
 def test_dense_client_true_totals_is_proven_and_cheap(sandbox: SandboxHandle) -> None:

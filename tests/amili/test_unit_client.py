@@ -422,6 +422,26 @@ async def test_duplicate_customer_no_is_detected() -> None:
             await read_all(amili)
 
 
+async def test_a_read_that_splits_leaves_its_prefixes_only_when_it_ends_without_error() -> None:
+    rows = make_customers(120, names=["Ola", "Kari", "Émile"])
+    settings = unit_settings(maximum_count=50, page_size=5)
+    async with AmiliClient(settings, transport=FakeArm({CLIENT: rows}).transport()) as amili:
+        async with amili.read(CLIENT) as reader:
+            assert reader.name_prefixes().prefixes == {}  # not before the end
+            numbers = [c.customerNo async for page in reader for c in page.customers]
+        learned = reader.name_prefixes()
+        assert len(numbers) == 120 and learned.customers == 120
+        # the whole client was split; "émile", "kari", "ola" each hold 40, under the cap
+        assert learned.prefixes == {"": "koé"}  # in code point order
+        bad = [dict(r) for r in rows]
+        bad[100]["customerNo"] = bad[3]["customerNo"]
+    async with AmiliClient(settings, transport=FakeArm({CLIENT: bad}).transport()) as amili:
+        async with amili.read(CLIENT) as reader:
+            with pytest.raises(AmiliProtocolError, match="already read"):
+                [c async for page in reader for c in page.customers]
+        assert reader.name_prefixes().prefixes == {}
+
+
 async def test_count_mismatch_is_detected() -> None:
     fake = FakeArm({CLIENT: make_customers(30)})
     original = fake.handle

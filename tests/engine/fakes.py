@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from service.amili.models import Customer, Page, ReadReport
+from service.amili.models import Customer, NamePrefixes, Page, ReadReport
 from service.amili.parsing import parse_customer
 from service.engine.ports import Committed, OutRecord, RequestPosition
 from service.sync.diff import StoredState
@@ -35,10 +35,18 @@ def customer(no: str | int, balance: float = 100.0, city: str = "Oslo", **extra:
 
 
 class FakeStream:
-    def __init__(self, pages: list[list[Customer]], report: ReadReport, gate: asyncio.Event | None) -> None:
+    def __init__(
+        self,
+        pages: list[list[Customer]],
+        report: ReadReport,
+        gate: asyncio.Event | None,
+        learned: NamePrefixes | None = None,
+    ) -> None:
         self._pages = pages
         self._report = report
         self._gate = gate
+        self._learned = learned or NamePrefixes({})
+        self._ended = False
         self.closed = False
 
     @property
@@ -52,12 +60,17 @@ class FakeStream:
             self._report.pages_read += 1
             self._report.customers += len(customers)
             yield Page(slice_filters={}, page_no=i + 1, total_pages=len(self._pages), customers=customers)
+        self._ended = True
 
     def __aiter__(self) -> AsyncIterator[Page]:
         return self._iterate()
 
     async def aclose(self) -> None:
         self.closed = True
+
+    def name_prefixes(self) -> NamePrefixes:
+        """Like the reader: what it learned, once it ended."""
+        return self._learned if self._ended else NamePrefixes({})
 
 
 @dataclass
@@ -72,6 +85,8 @@ class FakeSource:
     gets: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
     known_names: list[list[str]] = field(default_factory=list)  # what each read was taught
+    taught_prefixes: list[NamePrefixes | None] = field(default_factory=list)  # and its name prefixes
+    learned: NamePrefixes | None = None  # what each read's stream leaves for the next
 
     # The CustomerSource port's signature, repeated as a fake must.
     def read(
@@ -80,12 +95,14 @@ class FakeSource:
         filters: Mapping[str, str] | None = None,
         *,
         known_names: Iterable[str | None] = (),
+        name_prefixes: NamePrefixes | None = None,
     ) -> FakeStream:
         self.known_names.append(sorted(n for n in known_names if n))
+        self.taught_prefixes.append(name_prefixes)
         report = ReadReport(client_no=client_no, filters=dict(filters or {}), slices=1)
         report.coverage = self.coverage  # type: ignore[assignment]
         report.complete = self.coverage != "incomplete"
-        stream = FakeStream(self.pages, report, self.gate)
+        stream = FakeStream(self.pages, report, self.gate, self.learned)
         self.streams.append(stream)
         return stream
 
@@ -106,6 +123,7 @@ class FakeCache:
         self.checkpoints: dict[int, int] = {}
         self._seen: dict[int, set[str]] = {}
         self._present: dict[int, set[str]] = {}
+        self.prefixes: dict[int, bytes] = {}
 
     def get_meta(self, client_no: int) -> ClientMeta | None:
         raw = self.meta.get(client_no)
@@ -149,6 +167,12 @@ class FakeCache:
                 if name:
                     folded.append(name.casefold())
         yield from sorted(folded)
+
+    def name_prefixes(self, client_no: int) -> bytes | None:
+        return self.prefixes.get(client_no)
+
+    def save_name_prefixes(self, client_no: int, partition: int, value: bytes) -> None:
+        self.prefixes[client_no] = value
 
     # Walks the records like SnapshotStore.apply (kept): a fake mirrors the port it stands in for.
     def apply(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from service.amili.models import NamePrefixes
 from service.config import ApiSettings, Settings
 from service.engine import RequestPosition, SyncEngine
 from service.engine.ports import OutRecord
@@ -339,6 +340,44 @@ async def test_a_failed_result_carries_a_bounded_error_text() -> None:
     assert result.status is RunStatus.FAILED
     assert result.error is not None and len(result.error) == MAX_ERROR_CHARS
     assert len(result.model_dump_json()) < 4_000
+
+
+async def test_a_read_of_the_whole_client_teaches_the_next_what_it_split() -> None:
+    h = Harness()
+    h.source.pages = pages(customer(1, name="Kari Nordmann"), customer(2, name="Über Transport"))  # type: ignore[arg-type]
+    learned = NamePrefixes({"": "kü", "k": "a"}, 2)
+    h.source.learned = learned
+    await h.run()
+    await h.run()
+    assert h.source.taught_prefixes == [None, learned]
+    # taught at once: the snapshot's names are not read
+    assert h.source.known_names == [[], []]
+    h.settings.sync.learn_names_from_snapshot = False
+    await h.run()
+    assert h.source.taught_prefixes[-1] is None and h.source.known_names[-1] == []
+
+
+async def test_a_filtered_read_leaves_the_last_whole_reads_prefixes() -> None:
+    h = Harness()
+    h.source.pages = pages(*(customer(i) for i in range(1, 5)))  # type: ignore[arg-type]
+    whole = NamePrefixes({"": "ab"}, 4)
+    h.source.learned = whole
+    await h.run()
+    h.source.learned = NamePrefixes({"": "a"}, 1)
+    await h.run(request(filters={"name": "A"}))  # a filtered read says less about the client
+    assert NamePrefixes.from_bytes(h.cache.prefixes[CLIENT]) == whole
+    await h.run()
+    assert h.source.taught_prefixes[1:] == [whole, whole]
+
+
+async def test_prefixes_that_do_not_decode_give_way_to_the_snapshots_names() -> None:
+    h = Harness()
+    h.source.pages = pages(customer(1, name="Kari Nordmann"))  # type: ignore[arg-type]
+    await h.run()
+    for raw in (b"{not json", b"[1, 2]", b'{"prefixes": {}, "customers": 3}', b'{"prefixes": "a"}'):
+        h.cache.prefixes[CLIENT] = raw
+        await h.run()
+        assert h.source.taught_prefixes[-1] is None and h.source.known_names[-1] == ["kari nordmann"]
 
 
 async def test_a_steady_run_teaches_the_slicing_the_names_in_the_snapshot() -> None:

@@ -59,12 +59,29 @@ def test_wiping_a_partition_forgets_its_rows_metadata_and_checkpoint_only(tmp_pa
     store = SnapshotStore(tmp_path / "s.sqlite")
     store.apply(0, [(b"1/a", encode_state({}, 1)), (b"1#meta", b'{"lastCompletedRunStartedAt": null}')], 5)
     store.apply(1, [(b"2/a", encode_state({}, 1))], 9)
+    store.save_name_prefixes(1, 0, b"one")
+    store.save_name_prefixes(2, 1, b"two")
     before = time.time()
     assert store.checkpoint_time(0) is not None and store.checkpoint_time(0) <= before  # type: ignore[operator]
     store.wipe_partition(0)
     assert store.count(1) == 0 and store.get_meta(1) is None
     assert store.checkpoint(0) == 0 and store.checkpoint_time(0) is None
     assert store.count(2) == 1 and store.checkpoint(1) == 9
+    assert store.name_prefixes(1) is None and store.name_prefixes(2) == b"two"
+
+
+def test_name_prefixes_are_kept_per_client_and_added_to_a_file_of_before(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    store = SnapshotStore(path)
+    store.apply(0, [(b"1/a", encode_state({}, 1))], 1)
+    store.db.execute("DROP TABLE name_prefixes")  # a cache file written before the table existed
+    store.close()
+    store = SnapshotStore(path)
+    assert store.count(1) == 1 and store.name_prefixes(1) is None  # kept, not rebuilt
+    store.save_name_prefixes(1, 0, b"first")
+    store.save_name_prefixes(1, 0, b"second")
+    store.close()
+    assert SnapshotStore(path).name_prefixes(1) == b"second"
 
 
 def test_a_checkpoint_remembers_when_it_last_moved(tmp_path: Path) -> None:
