@@ -239,6 +239,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="amili-probe-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     print(f"workdir {workdir}", flush=True)
     broker = LocalBroker(workdir / "kafka", heap="768m") if not args.bootstrap else None
     try:

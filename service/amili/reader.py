@@ -46,7 +46,7 @@ import asyncio
 import itertools
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +83,46 @@ class ListFetcher(Protocol):
     ) -> CustomerList: ...
 
 
+_SEPARATORS = "".join(map(chr, range(32)))
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """A list of strings kept as one: `sep` joins them, a character none of them holds. A split
+    slice keeps its sampled names (up to `MAX_POOL`) and its probes (a few hundred) until its last
+    child has answered, and the read's order (a slice's pages before new slices) keeps dozens of
+    split slices waiting at once in a big client: as str and dict objects they were ~6 MB of small
+    objects at 1,000,000 customers, spread over the allocator's arenas (docs/performance.md, 4.13)."""
+
+    text: str = ""
+    sep: str = "\0"
+    count: int = 0
+
+    @classmethod
+    def of(cls, items: Sequence[str]) -> _Packed | tuple[str, ...]:
+        """`items` packed; as a tuple when every separator occurs in them (never, in practice)."""
+        if not items:
+            return _EMPTY
+        for sep in _SEPARATORS:
+            text = sep.join(items)
+            if text.count(sep) == len(items) - 1:
+                return cls(text, sep, len(items))
+        return tuple(items)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def unpack(self) -> list[str]:
+        return self.text.split(self.sep) if self.count else []
+
+
+_EMPTY = _Packed()
+
+
+def _unpack(items: _Packed | tuple[str, ...]) -> list[str]:
+    return items.unpack() if isinstance(items, _Packed) else list(items)
+
+
 @dataclass(eq=False)
 class _Slice:
     filters: dict[str, str]
@@ -95,11 +135,13 @@ class _Slice:
     capped: bool = False
     probe: bool = False  # created by a shortfall probe
     open_children: int = 0  # children whose first answer has not come yet
-    probes: list[dict[str, str]] = field(default_factory=list)  # left to try while a shortfall remains
+    # left to try while a shortfall remains: the values of `probe_key`, each added to `filters`
+    probes: _Packed | tuple[str, ...] = _EMPTY
+    probe_key: str = ""
     unmatched: int = 0  # sampled customers no child can match
     unmatched_prefixes: list[str] = field(default_factory=list)
     shortfall: int = 0  # true totals: customers of this split slice its children do not hold
-    pool: list[str] = field(default_factory=list)  # folded sampled names of this slice and its ancestors
+    pool: _Packed | tuple[str, ...] = _EMPTY  # folded sampled names of this slice and its ancestors
     tried: set[frozenset[tuple[str, str]]] = field(default_factory=set)  # filters of its children
     ordered: bool = False  # its first page came in name order: no sample of the slice, its start only
     query_id: str | None = None
@@ -326,7 +368,7 @@ class CustomerRead(ClosesOnExit):
         if parent is None or not parent.pool:
             return []
         prefix = fold(sl.filters.get("name", ""))
-        return [n for n in parent.pool if n.startswith(prefix)][:MAX_POOL]
+        return [n for n in _unpack(parent.pool) if n.startswith(prefix)][:MAX_POOL]
 
     def _learn_prior(self, sample: Sample) -> None:
         """Count the characters of sampled names (and customerNos): the order probes are tried in."""
@@ -405,8 +447,8 @@ class CustomerRead(ClosesOnExit):
         # one page of 1,000 misses are often on another)
         own = [fold(n) for n in sample.names if n]
         sl.ordered = len(own) >= ORDERED_PAGE and all(a <= b for a, b in itertools.pairwise(own))
-        sl.pool = self._inherited(sl) + own
-        sample = Sample(sl.pool, sample.customer_nos, sample.true_totals, sample.prior, self._pairs)
+        pool = self._inherited(sl) + own
+        sample = Sample(pool, sample.customer_nos, sample.true_totals, sample.prior, self._pairs)
         plan = (
             self._strategy.split(sl.filters, sl.level, sample, self._known)
             if sl.level < MAX_SPLIT_LEVEL
@@ -414,7 +456,9 @@ class CustomerRead(ClosesOnExit):
         )
         if plan is not None and (plan.children or plan.probes):
             sl.split = True
-            sl.probes = list(plan.probes) if sl.true_total is not None else []
+            sl.pool = _Packed.of(pool)
+            if sl.true_total is not None:
+                self._keep_probes(sl, plan.probes, plan.dimension)
             sl.unmatched, sl.unmatched_prefixes = plan.unmatched, plan.unmatched_prefixes
             self.report.splits += 1
             self.report.discarded_pages += 1
@@ -467,6 +511,16 @@ class CustomerRead(ClosesOnExit):
             self._enqueue(sl, _PAGE, page_no)
         return True
 
+    @staticmethod
+    def _keep_probes(sl: _Slice, probes: Sequence[dict[str, str]], key: str) -> None:
+        """Keep a split slice's probes packed: each is the slice's filters plus one value of `key`
+        (the split's dimension), as the planner makes them."""
+        values = [p.get(key, "") for p in probes]
+        if any(p != {**sl.filters, key: v} for p, v in zip(probes, values, strict=True)):
+            raise AmiliError(f"a probe of {sl.describe()} is not its filters plus one {key!r}")
+        sl.probe_key = key
+        sl.probes = _Packed.of(values)
+
     def _spawn(self, sl: _Slice, children: list[dict[str, str]], *, probe: bool) -> None:
         for filters in children:
             sl.tried.add(frozenset(filters.items()))
@@ -485,15 +539,17 @@ class CustomerRead(ClosesOnExit):
         if sl.true_total is not None:
             shortfall = sl.true_total - held
             if shortfall > 0 and sl.probes:
-                batch, sl.probes = sl.probes[:PROBE_BATCH], sl.probes[PROBE_BATCH:]
+                values = _unpack(sl.probes)
+                batch = [{**sl.filters, sl.probe_key: v} for v in values[:PROBE_BATCH]]
+                sl.probes = _Packed.of(values[PROBE_BATCH:])
                 log.debug("amili.probing", clientNo=self._client_no, slice=sl.describe(), shortfall=shortfall)
                 self._spawn(sl, batch, probe=True)
                 return
-            sl.probes = []
+            sl.probes = _EMPTY
             # no child is made any more (true totals: no sweep), so its sampled names can go: kept
             # to the end of the read, the pools of the split slices grew with the client (~15 MB
             # between 100,000 and 1,000,000 customers)
-            sl.pool = []
+            sl.pool = _EMPTY
             if shortfall > 0:
                 sl.shortfall = shortfall
                 self._gap("shortfall", sl, shortfall, exact=True)
@@ -523,7 +579,10 @@ class CustomerRead(ClosesOnExit):
         spawned = False
         for sl in capped:
             plan = self._strategy.split(
-                sl.filters, sl.level, Sample(sl.pool, (), False, self._prior, self._pairs), self._known
+                sl.filters,
+                sl.level,
+                Sample(_unpack(sl.pool), (), False, self._prior, self._pairs),
+                self._known,
             )
             if plan is None:
                 continue
