@@ -38,7 +38,7 @@ def test_many_keys_grow_every_shard_and_stay_exact() -> None:
 
 def test_the_empty_string_hash_zero_is_a_key_like_any_other() -> None:
     seen = SeenKeys()
-    assert hash("") == 0  # a slot of 0 means empty: the key must still be stored
+    assert hash("") == 0  # (the open-addressing tables this replaced used 0 for an empty slot)
     assert seen.add_new("")
     assert not seen.add_new("")
 
