@@ -33,7 +33,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.raw_floor import ListRecorder
-from service.amili import AmiliClient
+from service.amili import AmiliClient, NamePrefixes
 from service.amili.parsing import parse_list, parse_list_orjson, parse_list_tolerant
 from service.config import ApiSettings
 
@@ -49,10 +49,11 @@ async def measure_floor_async(
     profile: bool = False,
     recorder: ListRecorder | None = None,
     known_names: Sequence[str] = (),
+    prefixes: NamePrefixes | None = None,
 ) -> dict[str, Any]:
     """Read every customer of `client_no` once; return throughput and where the time went.
     With a `recorder`, every list request the read sends is recorded (the raw floor replays them).
-    `known_names` teach the slicing planner, as the worker's snapshot names teach its own."""
+    `known_names` or `prefixes` teach the slicing planner, as the worker's state teaches its own."""
     tuned = settings.model_copy(
         update={
             "base_url": base_url,
@@ -70,7 +71,7 @@ async def measure_floor_async(
             profiler = Profiler(async_mode="enabled", interval=0.001)
             profiler.start()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        read = amili.read(client_no, known_names=known_names)
+        read = amili.read(client_no, known_names=known_names, name_prefixes=prefixes)
         customers = 0
         async for page in read:
             customers += len(page.customers)
@@ -94,7 +95,8 @@ async def measure_floor_async(
         "api_requests": report.api_requests,
         "requests_per_1000": report.requests_per_1000,
         "coverage": report.coverage,
-        "known_names": len(known_names),
+        "known_names": report.known_names,
+        "known_prefixes": report.known_prefixes,
         "retries": dict(report.retries),
     }
     if profiler is not None:
@@ -109,11 +111,19 @@ def measure_floor(
     concurrency: int,
     recorder: ListRecorder | None = None,
     known_names: Sequence[str] = (),
+    *,
+    prefixes: NamePrefixes | None = None,
 ) -> dict[str, Any]:
     """Synchronous `measure_floor_async` (runs its own event loop)."""
     return asyncio.run(
         measure_floor_async(
-            base_url, settings, client_no, concurrency, recorder=recorder, known_names=known_names
+            base_url,
+            settings,
+            client_no,
+            concurrency,
+            recorder=recorder,
+            known_names=known_names,
+            prefixes=prefixes,
         )
     )
 

@@ -5,8 +5,11 @@
 
 Client floor (the default): `bench.client_bench.measure_floor`, fetch + parse of every page of one
 client with the Amili client alone; `--record` writes the list requests it sent (`bench.raw_floor`);
-`--known-names` gives its slicing planner the names the worker's snapshot gives the worker's (after
-a first sync the worker learns from them, so the floor must too to read the same slices).
+`--known-names` teaches its slicing planner what the worker's state teaches the worker's: the name
+prefixes the worker's last read left (a JSON object, `NamePrefixes`), or the snapshot's names (a
+JSON list) for a tree from before them. After a first sync the worker learns from them, so the
+floor must too to read the same slices. Either is turned into the planner's prefixes inside the
+timing, as in the worker: milliseconds for the prefixes, ~0.2 s for 100,000 names.
 Raw floor (`--raw PLAN.json`): the same requests replayed with plain httpx, each answer decoded with
 `orjson.loads` and nothing else (`bench.raw_floor.replay`).
 
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from bench.client_bench import measure_floor
 from bench.raw_floor import ListRecorder, replay
+from service.amili.models import NamePrefixes
 from service.config import ApiSettings
 from service.logs import configure_logging
 
@@ -76,8 +80,12 @@ def main() -> None:
         result["kind"] = "raw"
     else:
         recorder = ListRecorder() if a.record is not None else None
-        names = json.loads(a.known_names.read_text()) if a.known_names is not None else []
-        result = measure_floor(a.base_url, settings, a.client, a.concurrency, recorder, names)
+        taught = json.loads(a.known_names.read_text()) if a.known_names is not None else []
+        if isinstance(taught, dict):
+            prefixes = NamePrefixes(taught["prefixes"], taught["customers"])
+            result = measure_floor(a.base_url, settings, a.client, a.concurrency, recorder, prefixes=prefixes)
+        else:
+            result = measure_floor(a.base_url, settings, a.client, a.concurrency, recorder, taught)
         result["kind"] = "client"
         if recorder is not None and a.record is not None:
             a.record.write_text(json.dumps(recorder.plan()))
