@@ -276,27 +276,21 @@ class Page:
 class NamePrefixes:
     """What a read of a client teaches the next one: every name prefix it split (folded), with the
     characters that followed it in the children that matched customers, and how many customers the
-    read had. A few thousand short strings for a million customers, stored between runs."""
+    read had. Tens to hundreds of short strings (13 for the bench's 100,000), stored between runs."""
 
     prefixes: dict[str, str]
     customers: int = 0
 
     def to_bytes(self) -> bytes:
-        return msgspec.json.encode({"prefixes": self.prefixes, "customers": self.customers})
+        return msgspec.json.encode(self)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> NamePrefixes | None:
         """None when `raw` is not what `to_bytes` writes (a hint is dropped, never trusted)."""
         try:
-            data = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+            return msgspec.json.decode(raw, type=cls)
+        except msgspec.DecodeError:  # malformed, or the wrong shape (ValidationError)
             return None
-        if not isinstance(data, dict):
-            return None
-        prefixes, customers = data.get("prefixes"), data.get("customers")
-        if not isinstance(prefixes, dict) or not isinstance(customers, int):
-            return None
-        return cls({k: v for k, v in prefixes.items() if isinstance(v, str)}, max(customers, 0))
 
 
 Coverage = Literal["proven", "unproven", "incomplete"]
