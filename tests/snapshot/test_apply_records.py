@@ -140,3 +140,41 @@ def test_the_restore_writer_process_builds_the_same_cache_as_the_store(tmp_path:
     writer.close().result()
     assert _actual(restored.db) == _actual(direct.db) == _expected(0, BATCHES)
     assert restored.checkpoint(0) == len(BATCHES)
+
+
+def _big_batch(n: int) -> list[Record]:
+    """`n` customers of two clients in shuffled order, with tombstones, markers and metadata spread
+    through it: a batch of several of the writer's chunks of upserts."""
+    batch: list[Record] = []
+    for i in range(n):
+        client = 7 if i % 3 else 12
+        batch.append((f"{client}/k{(i * 7919) % n:06d}".encode(), _state(i)))
+        if i % 97 == 0:
+            batch.append((f"{client}/k{(i * 7919) % n:06d}".encode(), encode_removed(i)))
+        if i % 101 == 0:
+            batch.append((f"7/gone{i}".encode(), None))
+        if i % 1_201 == 0:
+            batch.append(
+                (meta_key(client), f'{{"lastCompletedRunStartedAt": null, "requestId": "r{i}"}}'.encode())
+            )
+    return batch
+
+
+def test_a_batch_of_several_chunks_gives_the_cache_record_by_record_reading_gives(tmp_path: Path) -> None:
+    first, second = _big_batch(3_500), [(f"7/k{i:06d}".encode(), None) for i in range(0, 3_500, 5)]
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(1, first, 10)
+    store.apply(1, second, 20)
+    customers, meta = _actual(store.db)
+    assert (customers, meta) == _expected(1, [first, second])
+    assert len(customers) > 2_000 and any(row[4] == 1 for row in customers) and meta
+
+
+def test_a_malformed_key_in_a_late_chunk_writes_nothing_of_the_batch(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "s.sqlite")
+    store.apply(0, [(b"7/a", _state(1))], 1)
+    batch = [*_big_batch(3_000), (b"7/zz\xff", _state(2))]  # sorts after every other key: the last chunk
+    with pytest.raises(ValueError, match="utf-8"):
+        store.apply(0, batch, 5)
+    assert store.checkpoint(0) == 1
+    assert {no for _, no, *_ in _actual(store.db)[0]} == {"a"}
