@@ -342,14 +342,16 @@ class SnapshotStore:
         if candidates is not None:
             missing = self._present_rows(client_no, candidates)
         else:
+            # rows added since the run began (its own customers: all of a first sync's) are left
+            # out by SQLite, not returned to Python one by one (~2 % of a first sync's CPU)
             missing = [
                 (rowid, customer_no)
                 for rowid, customer_no in self.db.execute(
                     "SELECT rowid, customer_no FROM customers WHERE client_no = ? AND removed = 0 "
-                    "ORDER BY customer_no",
-                    (client_no,),
+                    "AND rowid <= ? ORDER BY customer_no",
+                    (client_no, above),
                 )
-                if rowid <= above and ((rowid >> 3) >= size or not seen[rowid >> 3] & (1 << (rowid & 7)))
+                if (rowid >> 3) >= size or not seen[rowid >> 3] & (1 << (rowid & 7))
             ]
         for rowid, customer_no in missing:
             row = self.db.execute("SELECT value FROM customers WHERE rowid = ?", (rowid,)).fetchone()

@@ -44,6 +44,7 @@ def test_unseen_is_every_present_customer_cached_before_the_run_that_it_did_not_
     store.apply(0, [(b"7/050", encode_removed(2))], 3)  # removed: never a candidate
     store.reset_seen(7)
     store.apply(0, [(b"7/new", encode_state({"x": 0}, 1))], 4)  # added during the run: its own
+    store.apply(0, [(b"7/own", encode_state({"x": 0}, 1))], 5)  # the same, never looked up (a first sync's)
     read = [f"{i:03}" for i in range(100) if i not in (3, 41, 97)]
     store.get_raw_states(7, [*read[:60], "new"], mark_seen=True)
     store.get_raw_states(7, read[60:], mark_seen=True)
