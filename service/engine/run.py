@@ -17,6 +17,7 @@ The steps of `SyncEngine.run`, in order:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections import Counter
@@ -68,6 +69,14 @@ ProgressCallback = Callable[[ReadReport], None]
 # Every this many customers a run hands the allocator's free pages back to the system
 # (`release_free_memory`): without it the RSS grows with the size of the client.
 TRIM_EVERY = 20_000
+
+# A page is diffed this many customers at a time, with a turn of the event loop after each step.
+# The producer's transaction round trips and the reader's responses move only when the loop gets a
+# turn: a page of 1,000 diffed in one go (~60-100 ms of CPU) held them back, and a first sync of
+# 100,000 sat idle ~40 % of its time, waiting for commits and pages that had stalled meanwhile
+# (7,000-8,000 customers/s; in steps, 9,200-10,100/s on the same bench: docs/performance.md, 4.17).
+# 256: one lookup statement of the cache per step (`store.LOOKUP_CHUNK` takes up to 512).
+DIFF_STEP = 256
 
 
 @dataclass
@@ -226,7 +235,7 @@ class SyncEngine:
         last_log = time.monotonic()
         try:
             async for page in stream:
-                self._diff(run, page.customers, changes, mark_seen=True)
+                await self._diff_in_steps(run, page.customers, changes)
                 if changes.customers >= self._per_transaction:
                     await self._submit(run, changes)
                     changes = _Changes()
@@ -250,13 +259,19 @@ class SyncEngine:
         self._diff(run, customers, changes, mark_seen=mark_seen)
         await self._submit(run, changes)
 
+    async def _diff_in_steps(self, run: _Run, customers: Sequence[Customer], changes: _Changes) -> None:
+        """`_diff` a page `DIFF_STEP` customers at a time, giving the event loop a turn after each."""
+        for at in range(0, len(customers), DIFF_STEP):
+            self._diff(run, customers[at : at + DIFF_STEP], changes, mark_seen=True)
+            await asyncio.sleep(0)
+
     def _diff(self, run: _Run, customers: Sequence[Customer], changes: _Changes, *, mark_seen: bool) -> None:
         """Diff `customers` against the cache, adding the events and snapshot records of the
         changed ones to `changes` (nothing is kept of an unchanged customer)."""
         client_no = run.client_no
         stored = self.cache.get_raw_states(client_no, [c.customerNo for c in customers], mark_seen=mark_seen)
         events, snapshot = changes.events, changes.snapshot
-        ctx: EventContext | None = None  # per page: its events' time is when the page was diffed
+        ctx: EventContext | None = None  # per step: its events' time is when it was diffed
         fields, declared = self._fields, self._declared
         for customer in customers:
             state = customer_state(customer, fields, declared)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -13,6 +15,7 @@ from service.amili.models import NamePrefixes
 from service.config import ApiSettings, Settings
 from service.engine import RequestPosition, SyncEngine
 from service.engine.ports import OutRecord
+from service.engine.run import DIFF_STEP
 from service.sync.requests import FetchRequest, Filters
 from service.sync.results import RunResult, RunStatus
 from tests.engine.fakes import CommitFailed, FakeCache, FakePublisher, FakeSource, customer
@@ -390,3 +393,36 @@ async def test_a_steady_run_teaches_the_slicing_the_names_in_the_snapshot() -> N
     h.settings.sync.learn_names_from_snapshot = False
     await h.run()
     assert h.source.known_names[-1] == []
+
+
+async def test_a_page_is_diffed_in_steps_that_give_the_other_tasks_turns() -> None:
+    """The producer's commits and the reader's responses run on the same event loop: a page diffed
+    in one go held them back for as long as its diff took."""
+    h = Harness()
+    h.source.pages = [[customer(i) for i in range(1, 1_001)]]  # type: ignore[list-item]
+    turns, seen_at = 0, []
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    lookup = h.cache.get_raw_states
+
+    def counting_lookup(
+        client_no: int, customer_nos: Sequence[str], *, mark_seen: bool = False
+    ) -> dict[str, bytes]:
+        seen_at.append((len(customer_nos), turns))
+        return lookup(client_no, customer_nos, mark_seen=mark_seen)
+
+    h.cache.get_raw_states = counting_lookup  # type: ignore[method-assign]
+    ticker = asyncio.create_task(other_task())
+    try:
+        result, _ = await h.run()
+    finally:
+        ticker.cancel()
+    assert result.status is RunStatus.SUCCEEDED and result.counts == {"baseline": 1_000}
+    sizes, at_turns = zip(*seen_at, strict=True)
+    assert sizes == (DIFF_STEP, DIFF_STEP, DIFF_STEP, 1_000 - 3 * DIFF_STEP)
+    assert all(a < b for a, b in itertools.pairwise(at_turns))  # the other task ran between the steps
