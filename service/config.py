@@ -205,13 +205,6 @@ class ApiSettings(_Group):
     page_size: int = Field(1000, ge=1, le=1000, description="Customers per page (API cap 1000)")
     maximum_count: int = Field(10_000, ge=1, le=10_000, description="Cap of one query (API cap 10000)")
     concurrency: int = Field(4, ge=1, le=64, description="Pages fetched at once")
-    read_ahead: int = Field(
-        4,
-        ge=0,
-        le=64,
-        description="Fetched pages a read may hold for the engine beyond those being fetched "
-        "(about 3 MB of memory each, parsed, at 1000 customers a page)",
-    )
     rate_limit: float = Field(50.0, gt=0, description="Client-wide limit, requests per second")
     connect_timeout: float = Field(5.0, gt=0, description="Connect timeout, seconds")
     read_timeout: float = Field(30.0, gt=0, description="Read timeout, seconds")

@@ -172,15 +172,7 @@ class AmiliClient(ClosesOnExit):
             known = KnownNames(known_names, dense=dense)
         else:
             known = functools.partial(KnownNames, known_names, dense=dense)  # a stream: built in a thread
-        read = CustomerRead(
-            self,
-            self._slicing,
-            client_no,
-            clean,
-            on_close=self._reads.discard,
-            known=known,
-            read_ahead=self.settings.read_ahead,
-        )
+        read = CustomerRead(self, self._slicing, client_no, clean, on_close=self._reads.discard, known=known)
         self._reads.add(read)
         return read
 

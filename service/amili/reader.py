@@ -31,12 +31,9 @@ twice in one read, and a complete slice whose pages do not add up to its `totalC
 hashes of customerNo in compact tables (`seen.py`: ~11 MB for a million customers; a false alarm
 would need a 64-bit collision).
 
-Memory: at most `concurrency` requests are in flight, and at most `concurrency + read_ahead` pages
-are fetched or waiting for the consumer at any time (a semaphore permit is taken before a request
-and given back when the consumer takes the page). With no read-ahead, every page the consumer had
-not taken yet held back a request: while the engine diffed a page, the pages waiting behind it
-left fewer requests in flight, and the API sat idle (docs/performance.md, 4.18). Pages without
-customers (empty slices) are counted in the report but not yielded.
+Memory: at most `concurrency` pages are fetched or waiting for the consumer at any time (a
+semaphore permit is taken before a request and given back when the consumer takes the page).
+Pages without customers (empty slices) are counted in the report but not yielded.
 
 Stopping: `aclose()` (or leaving `async with read:`) cancels the fetch tasks and waits for them, also
 when the consumer was cancelled while it held a page (the generator is then suspended at `yield` and
@@ -185,7 +182,6 @@ class CustomerRead(ClosesOnExit):
         filters: dict[str, str],
         on_close: Callable[[CustomerRead], None] | None = None,
         known: KnownNames | Callable[[], KnownNames] = NO_NAMES,
-        read_ahead: int = 0,
     ) -> None:
         # `known` may come as a function that builds it: it is then built in a thread while the read
         # starts (a million snapshot names take seconds to stream and fold; the event loop, with
@@ -212,8 +208,7 @@ class CustomerRead(ClosesOnExit):
         # work items: (priority, sequence, slice, page number); page 0 = the slice's first request
         self._work: asyncio.PriorityQueue[tuple[int, int, _Slice, int]] = asyncio.PriorityQueue()
         self._out: asyncio.Queue[Page | _Failed | object] = asyncio.Queue()
-        # `concurrency` fetch tasks; the permits also cover the pages waiting for the consumer
-        self._permits = asyncio.Semaphore(self._concurrency + max(0, read_ahead))
+        self._permits = asyncio.Semaphore(self._concurrency)
         self._seq = 0
         self._pending = 0
         self._seen = SeenKeys()

@@ -569,9 +569,7 @@ async def test_filtered_read_passes_filters() -> None:
 
 async def test_expired_query_restarts_once_then_fails() -> None:
     fake = FakeArm({CLIENT: make_customers(60)})
-    # one page at a time and none ahead: the queries expire while pages are still to be fetched
-    settings = unit_settings(concurrency=1, read_ahead=0)
-    async with AmiliClient(settings, transport=fake.transport()) as amili:
+    async with AmiliClient(unit_settings(concurrency=1), transport=fake.transport()) as amili:
         read = amili.read(CLIENT)
         seen = []
         async for page in read:
@@ -590,52 +588,19 @@ async def test_expired_query_restarts_once_then_fails() -> None:
             await expire_twice()
 
 
-async def test_pages_are_bounded_by_concurrency_and_read_ahead() -> None:
+async def test_pages_are_bounded_by_concurrency() -> None:
     fake = FakeArm({CLIENT: make_customers(300)})
     async with AmiliClient(
-        unit_settings(concurrency=3, read_ahead=2, maximum_count=1000), transport=fake.transport()
+        unit_settings(concurrency=3, maximum_count=1000), transport=fake.transport()
     ) as amili:
         read = amili.read(CLIENT)
         consumed = 0
-        most_ahead = 0
         async for _page in read:
             consumed += 1
             await asyncio.sleep(0.01)
             fetched = len(fake.list_requests())
-            most_ahead = max(most_ahead, fetched - consumed)
-            assert fetched - consumed <= 3 + 2
+            assert fetched - consumed <= 3
         assert consumed == 30
-        assert most_ahead == 3 + 2  # a slow consumer finds the read-ahead full
-
-
-async def test_a_slow_consumer_keeps_every_request_slot_busy() -> None:
-    """Pages waiting for the consumer do not hold back requests: while the consumer sits on its
-    first page, `concurrency` requests stay in flight until `read_ahead` pages wait for it."""
-    fake = FakeArm({CLIENT: make_customers(300)})
-    in_flight = 0
-    most_in_flight = 0
-    answer = fake.handle
-
-    async def slow_answer(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, most_in_flight
-        in_flight += 1
-        most_in_flight = max(most_in_flight, in_flight)
-        try:
-            await asyncio.sleep(0.005)
-            return await answer(request)
-        finally:
-            in_flight -= 1
-
-    settings = unit_settings(concurrency=2, read_ahead=3, maximum_count=1000)
-    async with AmiliClient(settings, transport=httpx.MockTransport(slow_answer)) as amili:
-        read = amili.read(CLIENT)
-        async for _page in read:
-            await asyncio.sleep(0.2)  # the engine busy with the first page
-            # meanwhile five more pages were fetched, two at a time: read-ahead (3) + request slots (2)
-            assert len(fake.list_requests()) == 1 + 3 + 2
-            break
-        await read.aclose()
-    assert most_in_flight == 2
 
 
 async def test_consumer_stopping_early_stops_the_read() -> None:
