@@ -74,8 +74,9 @@ TRIM_EVERY = 20_000
 # The producer's transaction round trips and the reader's responses move only when the loop gets a
 # turn: a page of 1,000 diffed in one go (~60-100 ms of CPU) held them back, and a first sync of
 # 100,000 sat idle ~40 % of its time, waiting for commits and pages that had stalled meanwhile
-# (7,000-8,000 customers/s; in steps, 9,200-10,100/s on the same bench: docs/performance.md, 4.17).
-# 256: one lookup statement of the cache per step (`store.LOOKUP_CHUNK` takes up to 512).
+# (6,800-8,000 customers/s; in steps, 9,200-11,500/s on the same bench: docs/performance.md, 4.17).
+# 256: one lookup statement of the cache per step (`store.LOOKUP_CHUNK` takes up to 512); steps of
+# 64 measured no different.
 DIFF_STEP = 256
 
 
