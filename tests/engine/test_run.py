@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from service.amili.models import NamePrefixes
+from service.amili.models import Customer, NamePrefixes
 from service.config import ApiSettings, Settings
 from service.engine import RequestPosition, SyncEngine
-from service.engine.ports import OutRecord
+from service.engine.ports import Committed, OutRecord
 from service.engine.run import DIFF_STEP
 from service.sync.requests import FetchRequest, Filters
 from service.sync.results import RunResult, RunStatus
@@ -224,6 +224,81 @@ async def test_a_customer_gone_at_the_api_is_removed_after_get_one_confirms_it()
         (b"2218/6", {"state": None, "rev": 2})
     ]
     assert h.cache.count(CLIENT) == 5 and h.cache.state(CLIENT, "6") is None
+
+
+class HeldCommits(FakePublisher):
+    """Commits from the `hold_from`-th (0-based) on wait until `release` is set."""
+
+    def __init__(self, hold_from: int) -> None:
+        super().__init__()
+        self.hold_from = hold_from
+        self.release = asyncio.Event()
+
+    async def commit(self, records: list[OutRecord], consumed: RequestPosition | None = None) -> Committed:
+        if self.attempts >= self.hold_from:
+            await self.release.wait()
+        return await super().commit(records, consumed)
+
+
+async def test_the_removal_gets_are_sent_while_the_reads_last_transaction_commits() -> None:
+    h = Harness()
+    await baseline(h, 6)
+    survivors = [customer(1, balance=7.5), *(customer(i) for i in range(2, 6))]
+    h.source.pages = pages(*survivors)  # type: ignore[arg-type]
+    h.source.existing = {c.customerNo: c for c in survivors}
+    publisher = HeldCommits(hold_from=0)  # the read's only transaction (the balance change) waits
+    asked = h.source.get_customer
+    committed_at_get: list[int] = []
+
+    async def get_customer(client_no: int, customer_no: str) -> Customer | None:
+        committed_at_get.append(len(publisher.committed))
+        publisher.release.set()
+        return await asked(client_no, customer_no)
+
+    h.source.get_customer = get_customer  # type: ignore[method-assign]
+    # (bounded: were the GETs to wait for the commit, neither would ever happen)
+    result, pub = await asyncio.wait_for(h.run(publisher=publisher), timeout=10)
+    assert committed_at_get == [0]  # GET-one went out before the read's transaction had committed
+    assert result.status is RunStatus.SUCCEEDED and result.counts == {"balance": 1, "removed": 1}
+    # the read's transaction came first, the removal in the last one, and the cache has both
+    assert pub.event_types() == [BALANCE, REMOVED]
+    assert h.cache.state(CLIENT, "1").state["balanceTotal"] == 7.5  # type: ignore[union-attr]
+    assert h.cache.state(CLIENT, "6") is None and h.cache.count(CLIENT) == 5
+
+
+async def test_the_removal_hold_counts_the_snapshot_after_the_reads_last_transaction() -> None:
+    # 3 of 6 customers unseen, 4 created by the read's last transaction: 3 > 0.4 x 6 before it is
+    # applied, 3 <= 0.4 x 10 after. The hold is decided on the count after, so nothing is held.
+    h = Harness(removal_hold_fraction=0.4, pages_per_transaction=10)
+    await baseline(h, 6)
+    read = [customer(i) for i in (1, 2, 3, 21, 22, 23, 24)]
+    h.source.pages = pages(*read)  # type: ignore[arg-type]
+    h.source.existing = {c.customerNo: c for c in read}
+    result, _ = await h.run()
+    assert result.status is RunStatus.SUCCEEDED and result.removalsHeld == 0
+    assert result.counts == {"created": 4, "removed": 3} and sorted(h.source.gets) == ["4", "5", "6"]
+    assert h.cache.count(CLIENT) == 7
+    # a read that leaves 4 unseen is held: 4 > 0.4 x 7
+    h.source.pages = pages(*read[:3])  # type: ignore[arg-type]
+    held, _ = await h.run()
+    assert held.status is RunStatus.REMOVALS_HELD and held.removalsHeld == 4
+
+
+async def test_a_failed_last_transaction_fails_the_run_after_the_removal_gets() -> None:
+    h = Harness()
+    await baseline(h, 6)
+    survivors = [customer(1, balance=7.5), *(customer(i) for i in range(2, 6))]
+    h.source.pages = pages(*survivors)  # type: ignore[arg-type]
+    h.source.existing = {c.customerNo: c for c in survivors}
+    publisher = FakePublisher(fail_at={0})  # the read's transaction
+    with pytest.raises(CommitFailed):
+        await h.run(publisher=publisher)
+    assert h.source.gets == ["6"] and publisher.committed == []
+    assert h.cache.state(CLIENT, "1").state["balanceTotal"] == 100.0  # type: ignore[union-attr]
+    assert h.cache.count(CLIENT) == 6 and h.cache.state(CLIENT, "6") is not None
+    # the redelivered request publishes both changes, once
+    result, pub = await h.run()
+    assert pub.event_types() == [BALANCE, REMOVED] and result.status is RunStatus.SUCCEEDED
 
 
 def event_ids(pub: FakePublisher) -> list[tuple[str, str]]:
