@@ -240,12 +240,17 @@ class HeldCommits(FakePublisher):
         return await super().commit(records, consumed)
 
 
-async def test_the_removal_gets_are_sent_while_the_reads_last_transaction_commits() -> None:
-    h = Harness()
+async def a_balance_change_and_a_removal(h: Harness) -> None:
+    """A baseline of 6 customers; the next read has customer 1's balance changed and no customer 6."""
     await baseline(h, 6)
     survivors = [customer(1, balance=7.5), *(customer(i) for i in range(2, 6))]
     h.source.pages = pages(*survivors)  # type: ignore[arg-type]
     h.source.existing = {c.customerNo: c for c in survivors}
+
+
+async def test_the_removal_gets_are_sent_while_the_reads_last_transaction_commits() -> None:
+    h = Harness()
+    await a_balance_change_and_a_removal(h)
     publisher = HeldCommits(hold_from=0)  # the read's only transaction (the balance change) waits
     asked = h.source.get_customer
     committed_at_get: list[int] = []
@@ -286,10 +291,7 @@ async def test_the_removal_hold_counts_the_snapshot_after_the_reads_last_transac
 
 async def test_a_failed_last_transaction_fails_the_run_after_the_removal_gets() -> None:
     h = Harness()
-    await baseline(h, 6)
-    survivors = [customer(1, balance=7.5), *(customer(i) for i in range(2, 6))]
-    h.source.pages = pages(*survivors)  # type: ignore[arg-type]
-    h.source.existing = {c.customerNo: c for c in survivors}
+    await a_balance_change_and_a_removal(h)
     publisher = FakePublisher(fail_at={0})  # the read's transaction
     with pytest.raises(CommitFailed):
         await h.run(publisher=publisher)
