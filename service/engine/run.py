@@ -315,11 +315,11 @@ class SyncEngine:
 
         The read's last transactions settle and are written to the cache meanwhile: which cached
         customers the read did not see does not depend on them, and the GETs take about as long as
-        the last commits (a steady run of 100,000 ended ~0.1 s sooner: docs/performance.md, 5).
+        the last commits (up to ~0.1 s off a steady run of 100,000: docs/performance.md, 4.20).
         Their failure fails the run, as a failed commit always does."""
         # a filtered read never says anything about the others
         unseen = [] if run.request.is_filtered else list(self.cache.unseen(run.client_no))
-        settled = asyncio.ensure_future(_settle(run.pipeline))
+        settled = asyncio.create_task(_settle(run.pipeline))
         try:
             found = await self._confirm_unseen(run, unseen, settled) if unseen else Reconciliation()
         finally:
@@ -333,7 +333,7 @@ class SyncEngine:
         return found
 
     async def _confirm_unseen(
-        self, run: _Run, unseen: list[tuple[str, StoredState]], settled: asyncio.Future[None]
+        self, run: _Run, unseen: list[tuple[str, StoredState]], settled: asyncio.Task[None]
     ) -> Reconciliation:
         """`reconcile_unseen` while the read's last transactions may still be settling. The hold is
         decided on the snapshot's count after they are applied, as if they had been: applying them
