@@ -323,7 +323,8 @@ class SyncEngine:
         try:
             found = await self._confirm_unseen(run, unseen, settled) if unseen else Reconciliation()
         finally:
-            await settled
+            # shielded: cancelled again while waiting, the commits still finish and are applied
+            await asyncio.shield(settled)
         if found.held:
             run.log.warning("removals held: too many customers missing from the read", candidates=found.held)
         if found.found:

@@ -227,16 +227,14 @@ async def test_a_customer_gone_at_the_api_is_removed_after_get_one_confirms_it()
 
 
 class HeldCommits(FakePublisher):
-    """Commits from the `hold_from`-th (0-based) on wait until `release` is set."""
+    """Every commit waits until `release` is set."""
 
-    def __init__(self, hold_from: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.hold_from = hold_from
         self.release = asyncio.Event()
 
     async def commit(self, records: list[OutRecord], consumed: RequestPosition | None = None) -> Committed:
-        if self.attempts >= self.hold_from:
-            await self.release.wait()
+        await self.release.wait()
         return await super().commit(records, consumed)
 
 
@@ -251,7 +249,7 @@ async def a_balance_change_and_a_removal(h: Harness) -> None:
 async def test_the_removal_gets_are_sent_while_the_reads_last_transaction_commits() -> None:
     h = Harness()
     await a_balance_change_and_a_removal(h)
-    publisher = HeldCommits(hold_from=0)  # the read's only transaction (the balance change) waits
+    publisher = HeldCommits()  # the read's only transaction (the balance change) waits
     asked = h.source.get_customer
     committed_at_get: list[int] = []
 

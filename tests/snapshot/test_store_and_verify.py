@@ -3,13 +3,13 @@ that decides whether a cache may be caught up from its checkpoint."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from service.snapshot.store import _SCHEMA, PAGE_SIZE, SCHEMA_VERSION, SnapshotStore
+from service.snapshot import store as store_module
+from service.snapshot.store import PAGE_SIZE, SnapshotStore
 from service.snapshot.verify import PartitionLog, stale_reason
 from service.sync.records import decode_entry, encode_removed, encode_state, is_removed
 
@@ -86,26 +86,25 @@ def test_name_prefixes_are_kept_per_client_and_added_to_a_file_of_before(tmp_pat
     assert SnapshotStore(path).name_prefixes(1) == b"second"
 
 
-def test_a_new_cache_file_has_large_pages_and_one_of_small_pages_is_kept(tmp_path: Path) -> None:
+def test_a_new_cache_file_has_large_pages_and_one_of_small_pages_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     new = SnapshotStore(tmp_path / "new.sqlite")
     assert new.db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     new.close()
     # a cache written with SQLite's default 4 KB pages (before): opened as it is, not rebuilt
     path = tmp_path / "old.sqlite"
-    old = sqlite3.connect(path)
-    old.execute("PRAGMA page_size=4096")
-    old.execute("PRAGMA journal_mode=WAL")
-    old.executescript(_SCHEMA)
-    old.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    old.execute("INSERT INTO customers VALUES (1, 'b', 0, ?, 0)", (encode_state({"x": 2}, 1),))
-    old.commit()
-    old.close()
+    with monkeypatch.context() as before:
+        before.setattr(store_module, "PAGE_SIZE", 4096)
+        old = SnapshotStore(path)
+        old.apply(0, [(b"1/b", encode_state({"x": 2}, 1))], 1)
+        old.close()
     store = SnapshotStore(path)
-    store.apply(0, [(b"1/a", encode_state({"x": 1}, 1))], 1)
+    store.apply(0, [(b"1/a", encode_state({"x": 1}, 1))], 2)
     store.close()
     store = SnapshotStore(path)
     assert store.db.execute("PRAGMA page_size").fetchone()[0] == 4096
-    assert store.count(1) == 2 and store.checkpoint(0) == 1
+    assert store.count(1) == 2 and store.checkpoint(0) == 2
 
 
 def test_a_checkpoint_remembers_when_it_last_moved(tmp_path: Path) -> None:
