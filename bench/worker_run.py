@@ -73,6 +73,9 @@ class RunFigures:
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
     worker_cpu_s: float = 0.0
     profile: Path | None = None
+    # CPU seconds the other processes on the machine used during the run (the broker, the sandbox):
+    # on two cores, what they take is what the worker waits for
+    neighbour_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def engine_s(self) -> float:
@@ -98,6 +101,7 @@ class RunFigures:
             "customers_per_s": round(self.customers_per_s),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "worker_cpu_s": round(self.worker_cpu_s, 2),
+            **{f"{name}_cpu_s": round(cpu, 2) for name, cpu in self.neighbour_cpu_s.items()},
             "profile": shown_path(self.profile) if self.profile else None,
         }
 
@@ -133,8 +137,10 @@ async def measured_run(
     *,
     timeout: float,
     profile_to: Path | None = None,
+    neighbours: dict[str, int] | None = None,
 ) -> RunFigures:
-    """Start the worker, send one request, wait for its result, stop the worker."""
+    """Start the worker, send one request, wait for its result, stop the worker. `neighbours`: name ->
+    pid of other processes whose CPU seconds during the run are reported beside the worker's."""
     spy = None
     try:
         await asyncio.to_thread(worker.start, True, 180.0)
@@ -143,12 +149,14 @@ async def measured_run(
         spy = _start_py_spy(pid, profile_to) if profile_to else None
         async with ResultWaiter(bootstrap, prefix) as waiter:
             cpu0 = cpu_seconds(pid)
+            others0 = {name: cpu_seconds(p) for name, p in (neighbours or {}).items()}
             with RssSampler(pid) as sampler:
                 t0 = time.monotonic()
                 rid = await send_request(bootstrap, prefix, client_no)
                 result = await waiter.wait(rid, timeout)
                 wall = waiter.received_at[rid] - t0
             cpu = cpu_seconds(pid) - cpu0
+            others = {name: cpu_seconds(p) - others0[name] for name, p in (neighbours or {}).items()}
             peak = vm_hwm_mb(pid) or sampler.peak_sampled_mb
     finally:
         if spy is not None:
@@ -156,7 +164,7 @@ async def measured_run(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 spy.wait(60)
         await asyncio.to_thread(worker.stop)
-    return RunFigures(result, wall, peak, sampler.samples, cpu, profile_to)
+    return RunFigures(result, wall, peak, sampler.samples, cpu, profile_to, others)
 
 
 def top_frames(raw_profile: Path, n: int = 20) -> list[tuple[str, float, float]]:

@@ -19,6 +19,7 @@ from tests.conftest import KafkaBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = (1_500, 3_000)
+WARMUP = 1_000  # customers of the unmeasured first sync before the measured runs
 
 # one figure line per size for each of these, then the figures of the largest size's data
 PER_SIZE = (
@@ -44,6 +45,7 @@ def result(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) 
     cmd = [
         sys.executable, "-m", "bench.run", "--sizes", ",".join(map(str, SIZES)),
         "--bootstrap", kafka_broker.bootstrap_servers, "--results-dir", str(out), "--publish-records", "4000",
+        "--warmup", str(WARMUP),
     ]  # fmt: skip
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=840, check=False)
     files = sorted(out.glob("*.json"))
@@ -107,3 +109,15 @@ def test_breakdown_of_both_runs(result: dict) -> None:
             # the parts and the waits make up the wall time (a second core may run some CPU alongside)
             assert whole >= b["wall_us"] - 0.2, b
     assert "µs per customer, by part" in result["_stdout"]
+
+
+def test_warm_up_runs_first_and_every_run_reports_its_neighbours(result: dict) -> None:
+    """The unmeasured first sync that warms the broker ran on its own client, and every run reports
+    the sandbox's CPU seconds beside the worker's (the broker's only when the bench started it: here
+    it is the session's, given by `--bootstrap`)."""
+    warm = result["warmup"]
+    assert warm["status"] == "succeeded" and warm["customers"] == WARMUP, warm
+    assert warm["counts"] == {"baseline": WARMUP}
+    for run in (warm, *(size[k] for size in result["sizes"] for k in ("baseline", "steady"))):
+        assert run["sandbox_cpu_s"] > 0, run
+        assert "broker_cpu_s" not in run, run
