@@ -101,6 +101,7 @@ class Context:
     # name -> pid of the other processes on the machine (the broker, when the bench started it, and
     # the sandbox) whose CPU seconds each measured run reports
     neighbours: dict[str, int] = field(default_factory=dict)
+    profile_rate: int = 25  # py-spy samples per second of the measured runs (`--profile-rate`)
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def figure(self, name: str, value: str, target: str, ok: bool | None) -> None:
@@ -252,14 +253,13 @@ async def warm_up(ctx: Context, client_no: int) -> dict[str, Any]:
 def run_breakdown(ctx: Context, run: Any, name: str) -> dict[str, Any] | None:
     """µs per customer by part of one measured run, from its py-spy profile (`bench.breakdown`)."""
     from bench.breakdown import breakdown, describe
-    from bench.worker_run import PROFILE_RATE
 
     if run.profile is None:
         return None
     if not run.profile.exists() or not run.profile.stat().st_size:
         say(f"    {name} breakdown: py-spy wrote no profile")
         return {"error": "py-spy wrote no profile"}
-    b = breakdown(run.profile, run.customers, PROFILE_RATE, cpu_s=run.worker_cpu_s, wall_s=run.engine_s)
+    b = breakdown(run.profile, run.customers, run.profile_rate, cpu_s=run.worker_cpu_s, wall_s=run.engine_s)
     say(f"    {name} breakdown (µs per customer): {describe(b)}")
     return b
 
@@ -285,7 +285,14 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-baseline.log")
     prof = ctx.workdir / f"profile-{n}-baseline.txt" if spied else None
     base = await measured_run(
-        worker, ctx.bootstrap, prefix, client_no, timeout=timeout, profile_to=prof, neighbours=ctx.neighbours
+        worker,
+        ctx.bootstrap,
+        prefix,
+        client_no,
+        timeout=timeout,
+        profile_to=prof,
+        profile_rate=ctx.profile_rate,
+        neighbours=ctx.neighbours,
     )
     say(f"    baseline: {base.summary()}")
     assert base.result["status"] == "succeeded", base.result
@@ -312,7 +319,14 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-steady.log")
     prof = ctx.workdir / f"profile-{n}-steady.txt" if spied else None
     steady = await measured_run(
-        worker, ctx.bootstrap, prefix, client_no, timeout=timeout, profile_to=prof, neighbours=ctx.neighbours
+        worker,
+        ctx.bootstrap,
+        prefix,
+        client_no,
+        timeout=timeout,
+        profile_to=prof,
+        profile_rate=ctx.profile_rate,
+        neighbours=ctx.neighbours,
     )
     say(f"    steady: {steady.summary()}")
     assert steady.result["status"] == "succeeded", steady.result
@@ -546,6 +560,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 args.profile,
                 not args.no_breakdown,
                 neighbours={"sandbox": sandbox.process.pid, **({"broker": broker.pid} if broker else {})},
+                profile_rate=args.profile_rate,
             )
             if warmup:
                 report["warmup"] = await warm_up(ctx, WARMUP_CLIENT)
@@ -619,6 +634,8 @@ def profile_summaries(workdir: Path) -> dict[str, list[tuple[str, float, float]]
 
 
 def main() -> None:
+    from bench.worker_run import PROFILE_RATE
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes (10,000 and 50,000) for a quick check")
     p.add_argument("--sizes", default=None, help="comma-separated customer counts (default 100000,1000000)")
@@ -638,6 +655,13 @@ def main() -> None:
     )
     p.add_argument("--results-dir", type=Path, help="where the result file goes (default bench/results)")
     p.add_argument("--bootstrap", help="use this running broker instead of starting one (development)")
+    p.add_argument(
+        "--profile-rate",
+        type=int,
+        default=PROFILE_RATE,
+        metavar="HZ",
+        help=f"py-spy samples per second of the measured runs (default {PROFILE_RATE}; its CPU is reported)",
+    )
     p.add_argument(
         "--warmup",
         type=int,

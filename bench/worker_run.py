@@ -26,6 +26,11 @@ from bench.infra import ROOT, RssSampler, cpu_seconds, shown_path, vm_hwm_mb
 from testkit.kafka import send_request
 from testkit.worker import WorkerProcess
 
+# py-spy samples per second. The profiler shares the machine with the measured worker (the floors
+# run without it): at 100 a second it used 0.60-0.69 CPU s during a first sync of 100,000 (~9 s), at
+# 25 0.13 s (docs/performance.md, 4.21), and a 100,000 run still gets ~200 samples.
+PROFILE_RATE = 25
+
 
 class ResultWaiter:
     """read_committed reader of one prefix's sync-results topic."""
@@ -76,6 +81,7 @@ class RunFigures:
     # CPU seconds the other processes on the machine used during the run (the broker, the sandbox):
     # on two cores, what they take is what the worker waits for
     neighbour_cpu_s: dict[str, float] = field(default_factory=dict)
+    profile_rate: int = PROFILE_RATE  # py-spy samples per second, when profiled
 
     @property
     def engine_s(self) -> float:
@@ -118,12 +124,9 @@ def py_spy_binary() -> Path:
     return kept
 
 
-PROFILE_RATE = 100  # py-spy samples per second
-
-
-def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+def _start_py_spy(pid: int, out: Path, rate: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [str(py_spy_binary()), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--format", "raw",
+        [str(py_spy_binary()), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
          "--nonblocking", "--subprocesses", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -137,6 +140,7 @@ async def measured_run(
     *,
     timeout: float,
     profile_to: Path | None = None,
+    profile_rate: int = PROFILE_RATE,
     neighbours: dict[str, int] | None = None,
 ) -> RunFigures:
     """Start the worker, send one request, wait for its result, stop the worker. `neighbours`: name ->
@@ -146,17 +150,19 @@ async def measured_run(
         await asyncio.to_thread(worker.start, True, 180.0)
         assert worker.proc is not None
         pid = worker.proc.pid
-        spy = _start_py_spy(pid, profile_to) if profile_to else None
+        spy = _start_py_spy(pid, profile_to, profile_rate) if profile_to else None
+        # the profiler too: it shares the machine with the worker (the floors run without it)
+        watched = {**(neighbours or {}), **({"profiler": spy.pid} if spy else {})}
         async with ResultWaiter(bootstrap, prefix) as waiter:
             cpu0 = cpu_seconds(pid)
-            others0 = {name: cpu_seconds(p) for name, p in (neighbours or {}).items()}
+            others0 = {name: cpu_seconds(p) for name, p in watched.items()}
             with RssSampler(pid) as sampler:
                 t0 = time.monotonic()
                 rid = await send_request(bootstrap, prefix, client_no)
                 result = await waiter.wait(rid, timeout)
                 wall = waiter.received_at[rid] - t0
             cpu = cpu_seconds(pid) - cpu0
-            others = {name: cpu_seconds(p) - others0[name] for name, p in (neighbours or {}).items()}
+            others = {name: cpu_seconds(p) - others0[name] for name, p in watched.items()}
             peak = vm_hwm_mb(pid) or sampler.peak_sampled_mb
     finally:
         if spy is not None:
@@ -164,7 +170,7 @@ async def measured_run(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 spy.wait(60)
         await asyncio.to_thread(worker.stop)
-    return RunFigures(result, wall, peak, sampler.samples, cpu, profile_to, others)
+    return RunFigures(result, wall, peak, sampler.samples, cpu, profile_to, others, profile_rate)
 
 
 def top_frames(raw_profile: Path, n: int = 20) -> list[tuple[str, float, float]]:

@@ -46,6 +46,7 @@ def result(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) 
         sys.executable, "-m", "bench.run", "--sizes", ",".join(map(str, SIZES)),
         "--bootstrap", kafka_broker.bootstrap_servers, "--results-dir", str(out), "--publish-records", "4000",
         "--warmup", str(WARMUP),
+        "--profile-rate", "100",  # runs of a second or less: enough samples for every part's share
     ]  # fmt: skip
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=840, check=False)
     files = sorted(out.glob("*.json"))
@@ -114,10 +115,12 @@ def test_breakdown_of_both_runs(result: dict) -> None:
 def test_warm_up_runs_first_and_every_run_reports_its_neighbours(result: dict) -> None:
     """The unmeasured first sync that warms the broker ran on its own client, and every run reports
     the sandbox's CPU seconds beside the worker's (the broker's only when the bench started it: here
-    it is the session's, given by `--bootstrap`)."""
+    it is the session's, given by `--bootstrap`), a profiled run the profiler's too."""
     warm = result["warmup"]
     assert warm["status"] == "succeeded" and warm["customers"] == WARMUP, warm
     assert warm["counts"] == {"baseline": WARMUP}
     for run in (warm, *(size[k] for size in result["sizes"] for k in ("baseline", "steady"))):
         assert run["sandbox_cpu_s"] > 0, run
         assert "broker_cpu_s" not in run, run
+    for size in result["sizes"]:  # the measured runs are profiled, and the profiler's CPU reported
+        assert size["baseline"]["profiler_cpu_s"] > 0 and size["steady"]["profiler_cpu_s"] > 0, size
