@@ -29,9 +29,9 @@ SANDBOX_TOTAL_COUNT and SANDBOX_NAME_MIX):
                 must count exactly the sandbox's changes
   breakdown     µs per customer of decode, state, diff, event, Kafka, SQLite, ... in the baseline and
                 the steady run, from py-spy profiles of those very runs (`bench.breakdown`)
-  neighbours    the CPU seconds the broker (when the bench started it) and the sandbox used during
-                each measured run, beside the worker's: on a small machine what they take the
-                worker waits for
+  neighbours    the CPU seconds the broker (when the bench started it), the sandbox and py-spy
+                (in a profiled run) used during each measured run, beside the worker's: on a small
+                machine what they take the worker waits for
   RSS           the kernel's peak resident set (VmHWM) of each worker process, sampled every 0.1 s too;
                 also of a worker started on an empty state dir (restore on start)
 
@@ -101,7 +101,8 @@ class Context:
     # name -> pid of the other processes on the machine (the broker, when the bench started it, and
     # the sandbox) whose CPU seconds each measured run reports
     neighbours: dict[str, int] = field(default_factory=dict)
-    profile_rate: int = 25  # py-spy samples per second of the measured runs (`--profile-rate`)
+    profile_rate: int = 25  # py-spy samples per second of the measured runs (`--profile-rate`,
+    # whose default is bench.worker_run.PROFILE_RATE)
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def figure(self, name: str, value: str, target: str, ok: bool | None) -> None:
