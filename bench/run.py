@@ -266,7 +266,7 @@ def run_breakdown(ctx: Context, run: Any, name: str) -> dict[str, Any] | None:
 
 
 async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
-    from bench.worker_run import measured_run
+    from bench.worker_run import RunFigures, measured_run
     from service.entrypoints.oneshot import client_partition
     from testkit.sandbox import sandbox_changes
     from testkit.worker import WorkerProcess, free_port, worker_env
@@ -279,22 +279,21 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     spied = ctx.profile or ctx.breakdown
     out: dict[str, Any] = {"n": n, "client": client_no, "prefix": prefix}
     out["partition"] = client_partition(client_no, int(env["AMILI_SYNC_TOPICS__PARTITIONS"]))
+
+    async def measure(worker: WorkerProcess, prof: Path | None) -> RunFigures:
+        """One measured run of this size's client (the first sync, then the steady one)."""
+        return await measured_run(
+            worker, ctx.bootstrap, prefix, client_no, timeout=timeout, profile_to=prof,
+            profile_rate=ctx.profile_rate, neighbours=ctx.neighbours,
+        )  # fmt: skip
+
     plans = [ctx.workdir / f"plan-{n}-first.json", ctx.workdir / f"plan-{n}-last.json"]
     floors = [await floor(ctx, client_no, record=plans[0])]
     raws = [await floor(ctx, client_no, raw=plans[0])]
 
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-baseline.log")
     prof = ctx.workdir / f"profile-{n}-baseline.txt" if spied else None
-    base = await measured_run(
-        worker,
-        ctx.bootstrap,
-        prefix,
-        client_no,
-        timeout=timeout,
-        profile_to=prof,
-        profile_rate=ctx.profile_rate,
-        neighbours=ctx.neighbours,
-    )
+    base = await measure(worker, prof)
     say(f"    baseline: {base.summary()}")
     assert base.result["status"] == "succeeded", base.result
     baseline_exact = base.result["counts"] == {"baseline": base.customers}
@@ -319,16 +318,7 @@ async def bench_size(ctx: Context, n: int, client_no: int) -> dict[str, Any]:
     floors.append(await floor(ctx, client_no, names=names))  # the sandbox serves changed data a little slower
     worker = WorkerProcess(env, ctx.workdir / f"worker-{n}-steady.log")
     prof = ctx.workdir / f"profile-{n}-steady.txt" if spied else None
-    steady = await measured_run(
-        worker,
-        ctx.bootstrap,
-        prefix,
-        client_no,
-        timeout=timeout,
-        profile_to=prof,
-        profile_rate=ctx.profile_rate,
-        neighbours=ctx.neighbours,
-    )
+    steady = await measure(worker, prof)
     say(f"    steady: {steady.summary()}")
     assert steady.result["status"] == "succeeded", steady.result
     exact = steady.result["counts"] == dict(expected)
