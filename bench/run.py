@@ -97,12 +97,11 @@ class Context:
     concurrency: int
     page_size: int
     profile: bool
+    profile_rate: int  # py-spy samples per second of the measured runs (`--profile-rate`)
     breakdown: bool = True
     # name -> pid of the other processes on the machine (the broker, when the bench started it, and
     # the sandbox) whose CPU seconds each measured run reports
     neighbours: dict[str, int] = field(default_factory=dict)
-    profile_rate: int = 25  # py-spy samples per second of the measured runs (`--profile-rate`,
-    # whose default is bench.worker_run.PROFILE_RATE)
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def figure(self, name: str, value: str, target: str, ok: bool | None) -> None:
@@ -540,8 +539,9 @@ async def main_async(args: argparse.Namespace) -> int:
         warmup = {WARMUP_CLIENT: args.warmup} if args.warmup else {}
         t0 = time.monotonic()
         sandbox_args = ["--total-count", SANDBOX_TOTAL_COUNT, "--name-mix", SANDBOX_NAME_MIX]
-        with running_sandbox({**warmup, **clients}, seed=11, extra_args=sandbox_args) as sandbox:
-            say(f"sandbox: {sandbox.base_url} with {clients} ({time.monotonic() - t0:.1f}s to start)")
+        served = {**warmup, **clients}
+        with running_sandbox(served, seed=11, extra_args=sandbox_args) as sandbox:
+            say(f"sandbox: {sandbox.base_url} with {served} ({time.monotonic() - t0:.1f}s to start)")
             ctx = Context(
                 bootstrap,
                 sandbox,
@@ -549,9 +549,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 args.concurrency,
                 args.page_size,
                 args.profile,
+                args.profile_rate,
                 not args.no_breakdown,
                 neighbours={"sandbox": sandbox.process.pid, **({"broker": broker.pid} if broker else {})},
-                profile_rate=args.profile_rate,
             )
             if warmup:
                 report["warmup"] = await warm_up(ctx, WARMUP_CLIENT)

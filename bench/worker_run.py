@@ -78,8 +78,8 @@ class RunFigures:
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
     worker_cpu_s: float = 0.0
     profile: Path | None = None
-    # CPU seconds the other processes on the machine used during the run (the broker, the sandbox):
-    # on two cores, what they take is what the worker waits for
+    # CPU seconds the other processes on the machine used during the run (the broker, the sandbox,
+    # the profiler): on two cores, what they take is what the worker waits for
     neighbour_cpu_s: dict[str, float] = field(default_factory=dict)
     profile_rate: int = PROFILE_RATE  # py-spy samples per second, when profiled
 

@@ -116,6 +116,8 @@ def test_warm_up_runs_first_and_every_run_reports_its_neighbours(result: dict) -
     """The unmeasured first sync that warms the broker ran on its own client, and every run reports
     the sandbox's CPU seconds beside the worker's (the broker's only when the bench started it: here
     it is the session's, given by `--bootstrap`), a profiled run the profiler's too."""
+    out = result["_stdout"]
+    assert out.index("warm-up (not measured)") < out.index(f"== {SIZES[0]:,} customers")
     warm = result["warmup"]
     assert warm["status"] == "succeeded" and warm["customers"] == WARMUP, warm
     assert warm["counts"] == {"baseline": WARMUP}
